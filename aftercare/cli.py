@@ -1,0 +1,317 @@
+"""The ``aftercare`` command: a thin shell over the modules that do the work.
+
+Errors the user can fix print one line to stderr and exit 1; usage errors exit 2 (click).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from aftercare import db, views
+from aftercare.app import App
+from aftercare.config import load_settings
+from aftercare.errors import AftercareError, InputError, ScheduleError
+from aftercare.lint import lint
+from aftercare.output import print_json, print_table
+from aftercare.planner import plan
+from aftercare.schedules import load_timeline
+from aftercare.validation import parse_channels, parse_first_name, parse_instant, parse_timezone
+
+
+class AftercareGroup(click.Group):
+    """Turns the errors a user can fix into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AftercareError as exc:
+            fail(str(exc))
+        except OperationalError as exc:
+            fail(f"database: {str(exc.orig or exc).strip().splitlines()[0]}")
+        finally:
+            app = ctx.obj
+            if isinstance(app, App):
+                app.close()
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+@click.group(cls=AftercareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--database-url", metavar="URL", help="Overrides AFTERCARE_DATABASE_URL.")
+@click.option(
+    "--as",
+    "actor",
+    metavar="NAME",
+    help="Who is acting, for the audit trail (default: login name).",
+)
+@click.version_option(package_name="aftercare")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, actor: str | None) -> None:
+    """Aftercare reminders after kyphoplasty and vertebroplasty, by SMS and email."""
+    if isinstance(ctx.obj, App):  # tests pass a ready-made App (with its own clock)
+        return
+    settings = load_settings().with_overrides(database_url=database_url)
+    ctx.obj = App(settings, actor=f"staff:{actor or _login_name()}")
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply all migrations (safe to run again)."""
+    before = _revision(app)
+    db.upgrade(app.engine)
+    after = db.current_revision(app.engine)
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+def _revision(app: App) -> str | None:
+    return db.current_revision(app.engine)
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+@cli.group("schedules")
+def schedules_group() -> None:
+    """The aftercare timelines staff can enroll patients in."""
+
+
+@schedules_group.command("list")
+@json_option
+@pass_app
+def schedules_list(app: App, as_json: bool) -> None:
+    """List the procedures and their timelines."""
+    rows = [
+        {
+            "name": t.name,
+            "title": t.title,
+            "version": t.version,
+            "languages": list(t.languages),
+            "steps": len(t.steps),
+            "source": t.source,
+        }
+        for t in app.catalog
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            rows,
+            [
+                ("name", "NAME"),
+                ("title", "TITLE"),
+                ("version", "VERSION"),
+                ("languages", "LANGUAGES"),
+                ("steps", "STEPS"),
+            ],
+        )
+
+
+@schedules_group.command("show")
+@click.argument("name")
+@json_option
+@pass_app
+def schedules_show(app: App, name: str, as_json: bool) -> None:
+    """Show the steps of one timeline."""
+    timeline = _timeline(app, name)
+    steps = [
+        {
+            "id": s.id,
+            "at": str(s.at),
+            "repeat": f"every {s.repeat.every.days}d until {s.repeat.until}" if s.repeat else None,
+            "expires": str(s.expires),
+            "channels": list(s.channels),
+            "sms": dict(s.sms),
+            "email_subject": dict(s.email_subject),
+        }
+        for s in timeline.steps
+    ]
+    if as_json:
+        print_json(
+            {
+                "name": timeline.name,
+                "title": timeline.title,
+                "version": timeline.version,
+                "languages": list(timeline.languages),
+                "source": timeline.source,
+                "steps": steps,
+            }
+        )
+        return
+    click.echo(
+        f"{timeline.name} (version {timeline.version}): {timeline.title}  [{timeline.source}]"
+    )
+    print_table(
+        steps,
+        [
+            ("id", "STEP"),
+            ("at", "AT"),
+            ("repeat", "REPEAT"),
+            ("expires", "EXPIRES"),
+            ("channels", "CHANNELS"),
+        ],
+    )
+
+
+@schedules_group.command("check")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@json_option
+@pass_app
+def schedules_check(app: App, files: tuple[Path, ...], strict: bool, as_json: bool) -> None:
+    """Validate timeline files and lint them for SMS compliance (default: all known ones)."""
+    timelines, findings = [], []
+    if files:
+        for path in files:
+            try:
+                timelines.append(load_timeline(path))
+            except ScheduleError as exc:
+                findings.append(
+                    {"level": "error", "file": exc.file, "line": exc.line, "message": exc.reason}
+                )
+    else:
+        timelines = list(app.catalog)
+    for timeline in timelines:
+        findings += [vars(f) for f in lint(timeline, app.clinic, app.settings.quiet_hours)]
+    errors = [f for f in findings if f["level"] == "error" or strict]
+    if as_json:
+        print_json({"checked": [t.source for t in timelines], "findings": findings})
+    else:
+        for f in findings:
+            where = f"{f['file']}:{f['line']}" if f["line"] else f["file"]
+            click.echo(f"{where}: {f['level']}: {f['message']}", err=True)
+        for t in timelines:
+            click.echo(
+                f"checked {t.source} ({t.name}, {len(t.steps)} steps, {', '.join(t.languages)})"
+            )
+        click.echo(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+def _timeline(app: App, name: str) -> Any:
+    try:
+        return app.catalog.get(name)
+    except KeyError as exc:
+        raise InputError("procedure", str(exc.args[0])) from None
+
+
+# --- preview --------------------------------------------------------------------------------
+
+
+@cli.command("preview")
+@click.argument("name")
+@click.option("--discharged-at", required=True, metavar="ISO", help="e.g. 2026-11-23T14:30-05:00")
+@click.option("--tz", "tz", required=True, metavar="ZONE", help="IANA zone, e.g. America/Chicago")
+@click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
+@click.option("--first-name", default="Alex", show_default=True)
+@click.option("--channels", default="sms,email", show_default=True)
+@json_option
+@pass_app
+def preview(
+    app: App,
+    name: str,
+    discharged_at: str,
+    tz: str,
+    language: str | None,
+    first_name: str,
+    channels: str,
+    as_json: bool,
+) -> None:
+    """Show the messages a patient would get, with their texts, without storing anything."""
+    from aftercare.render import Recipient, render_message
+
+    timeline = _timeline(app, name)
+    when = _parse("--discharged-at", parse_instant, discharged_at)
+    zone_name = _parse("--tz", parse_timezone, tz)
+    lang = (language or timeline.languages[0]).lower()
+    if lang not in timeline.languages:
+        raise InputError(
+            "--language", f"{lang!r} is not offered (choose from {', '.join(timeline.languages)})"
+        )
+    chosen = _parse("--channels", parse_channels, channels)
+    recipient = Recipient(
+        _parse("--first-name", parse_first_name, first_name), zone_name, lang, when
+    )
+    rows = []
+    for message in plan(timeline, zone_name, when, chosen, app.settings.quiet_hours):
+        rendered = render_message(
+            timeline,
+            timeline.step_by_id[message.step],
+            message.channel,
+            recipient,
+            app.clinic,
+            message.due_at,
+        )
+        rows.append(
+            views.planned_message(message, zone_name)
+            | {"subject": rendered.subject, "text": rendered.text}
+        )
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        deferred = "  (moved out of quiet hours)" if row["deferred_for_quiet_hours"] else ""
+        click.echo(
+            f"{row['local_due']}  {row['channel']:<5}  {row['step']} #{row['occurrence']}{deferred}"
+        )
+        body = row["text"] if row["channel"] == "sms" else f"Subject: {row['subject']}"
+        click.echo("    " + body.replace("\n", "\n    "))
+    click.echo(f"{len(rows)} message(s)")
+
+
+def _parse(flag: str, parse: Any, raw: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise InputError(flag, str(exc)) from None
+
+
+def main() -> None:
+    try:
+        cli(prog_name="aftercare")
+    except AftercareError as exc:  # raised before a command runs (settings)
+        fail(str(exc))
+    except IntegrityError:
+        fail("database: the change conflicts with an existing record")
+
+
+# The other command modules register themselves on ``cli`` when imported.
+from aftercare import cli_patients, demo  # noqa: E402, F401
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Settings: read once from the environment, validated, then passed around.
+
+No other module reads ``os.environ``. Every setting may also be given as ``NAME_FILE`` (a path whose
+contents are the value), which is how container secrets are usually mounted. A bad value stops the
+program at start with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aftercare.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A patient-local window in which nothing is sent; it may wrap past midnight."""
+
+    start: time
+    end: time
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///aftercare.db"
+    schedules_dir: Path | None = None
+    clinic_name: str = "Spine Care Clinic"
+    clinic_phone: str = "+1 555 010 0199"
+    quiet_hours: QuietHours | None = field(
+        default_factory=lambda: QuietHours(time(21, 0), time(8, 0))
+    )
+    max_attempts: int = 8
+    retry_backoff: float = 60.0
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    smtp_url: str | None = None
+    email_from: str | None = None
+    staff_email: str | None = None
+    sms_rate: float | None = None
+    log_format: str = "text"
+    public_url: str | None = None
+    secret_key: str | None = None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with CLI flags applied; ``None`` means "flag not given"."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment)."""
+    env = _Env(os.environ if environ is None else environ)
+    defaults = Settings()
+    return Settings(
+        database_url=env.get("AFTERCARE_DATABASE_URL", _database_url) or defaults.database_url,
+        schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
+        clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
+        clinic_phone=env.get("AFTERCARE_CLINIC_PHONE", _non_empty) or defaults.clinic_phone,
+        quiet_hours=env.get("AFTERCARE_QUIET_HOURS", parse_quiet_hours, defaults.quiet_hours),
+        max_attempts=env.get("AFTERCARE_MAX_ATTEMPTS", _positive_int) or defaults.max_attempts,
+        retry_backoff=env.get("AFTERCARE_RETRY_BACKOFF", _positive_float) or defaults.retry_backoff,
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", _prefixed("AC")),
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", _non_empty),
+        twilio_from_number=env.get("TWILIO_FROM_NUMBER", _e164),
+        twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", _prefixed("MG")),
+        twilio_api_url=env.get("AFTERCARE_TWILIO_API_URL", _http_url) or defaults.twilio_api_url,
+        smtp_url=env.get("AFTERCARE_SMTP_URL", _smtp_url),
+        email_from=env.get("AFTERCARE_EMAIL_FROM", _email),
+        staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
+        sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
+        log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
+        public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
+        secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
+    )
+
+
+class _Env:
+    """Looks a setting up (directly or through ``NAME_FILE``) and parses it."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, parse: Any, default: Any = None) -> Any:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+
+    def _raw(self, name: str) -> str | None:
+        if self._environ.get(name, "").strip():
+            return self._environ[name].strip()
+        path = self._environ.get(f"{name}_FILE", "").strip()
+        if not path:
+            return None
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
+
+
+def parse_quiet_hours(raw: str) -> QuietHours | None:
+    """``"21:00-08:00"``; ``"off"`` or ``"none"`` disables quiet hours."""
+    if raw.lower() in {"off", "none", ""}:
+        return None
+    parts = raw.replace("–", "-").split("-")
+    if len(parts) != 2:
+        raise ValueError(f"expected HH:MM-HH:MM or 'off', got {raw!r}")
+    start, end = (_clock(p.strip(), raw) for p in parts)
+    if start == end:
+        raise ValueError(f"the window {raw!r} is empty; use 'off' to disable quiet hours")
+    return QuietHours(start, end)
+
+
+def _clock(text: str, whole: str) -> time:
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"expected HH:MM-HH:MM or 'off', got {whole!r}") from None
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters long")
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be greater than 0, got {raw}")
+    return value
+
+
+def _prefixed(prefix: str) -> Any:
+    def parse(raw: str) -> str:
+        if not (raw.startswith(prefix) and len(raw) == 34):
+            raise ValueError(f"expected a 34-character id starting with {prefix}")
+        return raw
+
+    return parse
+
+
+def _e164(raw: str) -> str:
+    from aftercare.validation import parse_phone
+
+    return parse_phone(raw)
+
+
+def _email(raw: str) -> str:
+    from aftercare.validation import parse_email
+
+    return parse_email(raw)
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _smtp_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ValueError("expected smtp://[user:pass@]host[:port] or smtps://...")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("the port is not a number between 0 and 65535") from None
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {raw!r}") from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ValueError(f"only sqlite:/// and postgresql:// are supported, got {url.drivername}")
+    return raw
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{raw!r} is not a folder")
+    return path
+
+
+def _log_format(raw: str) -> str:
+    if raw not in {"text", "json"}:
+        raise ValueError(f"expected 'text' or 'json', got {raw!r}")
+    return raw

@@ -1,0 +1,323 @@
+"""Enrolling patients: validate what staff typed, then plan and store timelines in batches.
+
+One code path serves ``enroll`` (a batch of one) and ``import`` (batches of a thousand), so both
+are idempotent the same way: the same patient (external id, or phone and first name when there is
+none), procedure and discharge time gives back the enrollment already stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from aftercare.config import Settings
+from aftercare.errors import InputError
+from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus, Patient
+from aftercare.planner import plan
+from aftercare.schedules import Catalog, Timeline
+from aftercare.validation import (
+    check_discharge_time,
+    parse_channels,
+    parse_email,
+    parse_external_id,
+    parse_first_name,
+    parse_instant,
+    parse_phone,
+    parse_timezone,
+)
+
+FIELDS = (
+    "first_name",
+    "phone",
+    "email",
+    "timezone",
+    "procedure",
+    "discharged_at",
+    "language",
+    "channels",
+    "external_id",
+)
+REQUIRED = ("first_name", "phone", "timezone", "procedure", "discharged_at")
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    first_name: str
+    phone: str
+    email: str | None
+    timezone: str
+    timeline: Timeline
+    discharged_at: datetime
+    language: str
+    channels: tuple[str, ...]
+    external_id: str | None
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """Who the patient is, for idempotency: the MRN if staff gave one."""
+        return (
+            ("mrn", self.external_id)
+            if self.external_id
+            else ("phone", self.phone, self.first_name)
+        )
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    enrollment_id: int
+    created: bool
+    messages: int
+
+
+def parse_request(
+    raw: Mapping[str, str | None], catalog: Catalog, now: datetime
+) -> EnrollmentRequest:
+    """Check every field; raises InputError naming the first bad one. Writes nothing."""
+    values = {k: (v or "").strip() for k, v in raw.items()}
+    for name in REQUIRED:
+        if not values.get(name):
+            raise InputError(name, "is required")
+    timeline = _field("procedure", lambda v: catalog.get(v), values)
+    language = (values.get("language") or timeline.languages[0]).lower()
+    if language not in timeline.languages:
+        raise InputError(
+            "language",
+            f"{language!r} is not offered for {timeline.name} "
+            f"(choose from {', '.join(timeline.languages)})",
+        )
+    email = _field("email", parse_email, values) if values.get("email") else None
+    default_channels = "sms,email" if email else "sms"
+    channels = _field(
+        "channels", parse_channels, {"channels": values.get("channels") or default_channels}
+    )
+    if "email" in channels and not email:
+        raise InputError("channels", "email is chosen but no email address was given")
+    discharged = _field("discharged_at", parse_instant, values)
+    _field("discharged_at", lambda _: check_discharge_time(discharged, now), values)
+    return EnrollmentRequest(
+        first_name=_field("first_name", parse_first_name, values),
+        phone=_field("phone", parse_phone, values),
+        email=email,
+        timezone=_field("timezone", parse_timezone, values),
+        timeline=timeline,
+        discharged_at=discharged,
+        language=language,
+        channels=channels,
+        external_id=_field("external_id", parse_external_id, values)
+        if values.get("external_id")
+        else None,
+    )
+
+
+def _field(name: str, parse: Callable[[str], Any], values: Mapping[str, str]) -> Any:
+    try:
+        return parse(values.get(name, ""))
+    except (ValueError, KeyError) as exc:
+        raise InputError(name, str(exc.args[0]) if exc.args else "is not valid") from None
+
+
+def enroll_many(
+    session: Session,
+    requests: Sequence[EnrollmentRequest],
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> list[Enrolled]:
+    """Store the requests' patients, enrollments and planned messages in the caller's transaction.
+
+    Returns one result per request, in order. A request for an enrollment that exists already
+    (or that came earlier in the same batch) returns that enrollment with ``created=False``.
+    """
+    patients = _patients(session, requests, now)
+    existing = _existing_enrollments(session, requests, patients)
+    results: list[Enrolled | None] = []
+    new: list[EnrollmentRequest] = []
+    new_slots: list[int] = []
+    first_slot: dict[tuple[int, str, datetime], int] = {}
+    repeats: dict[int, int] = {}  # slot -> slot of the same enrollment earlier in this batch
+    for slot, request in enumerate(requests):
+        key = _enrollment_key(request, patients)
+        results.append(Enrolled(existing[key], False, 0) if key in existing else None)
+        if key in existing:
+            continue
+        if key in first_slot:
+            repeats[slot] = first_slot[key]
+            continue
+        first_slot[key] = slot
+        new.append(request)
+        new_slots.append(slot)
+    ids = _insert_enrollments(session, new, patients, now)
+    counts = _insert_messages(session, list(zip(new, ids, strict=True)), settings)
+    _insert_events(session, ids, counts, now, actor)
+    for slot, enrollment_id, count in zip(new_slots, ids, counts, strict=True):
+        results[slot] = Enrolled(enrollment_id, True, count)
+    for slot, first in repeats.items():
+        results[slot] = Enrolled(_done(results[first]).enrollment_id, False, 0)
+    return [_done(r) for r in results]
+
+
+def _done(result: Enrolled | None) -> Enrolled:
+    assert result is not None, "every request has a result"
+    return result
+
+
+def _patients(
+    session: Session, requests: Sequence[EnrollmentRequest], now: datetime
+) -> dict[tuple[str, ...], int]:
+    """Patient ids by identity, inserting the patients not seen before.
+
+    An existing patient keeps their id; their contact details and preferences are updated to the
+    latest enrollment's, which is what staff just confirmed at discharge.
+    """
+    found = _find_patients(session, requests)
+    latest = {r.identity: r for r in requests}
+    updates = [_patient_update(found[i], r) for i, r in latest.items() if i in found]
+    if updates:
+        session.execute(update(Patient), updates)
+    missing = [r for identity, r in latest.items() if identity not in found]
+    if missing:
+        rows = [_patient_row(r, now) for r in missing]
+        ids = session.scalars(
+            insert(Patient).returning(Patient.id, sort_by_parameter_order=True), rows
+        ).all()
+        found.update({r.identity: i for r, i in zip(missing, ids, strict=True)})
+    return found
+
+
+def _find_patients(
+    session: Session, requests: Sequence[EnrollmentRequest]
+) -> dict[tuple[str, ...], int]:
+    mrns = {r.external_id for r in requests if r.external_id}
+    phones = {r.phone for r in requests if not r.external_id}
+    found: dict[tuple[str, ...], int] = {}
+    if mrns:
+        for pid, mrn in session.execute(
+            select(Patient.id, Patient.external_id).where(Patient.external_id.in_(mrns))
+        ):
+            found[("mrn", str(mrn))] = pid
+    if phones:
+        query = select(Patient.id, Patient.phone, Patient.first_name).where(
+            Patient.phone.in_(phones), Patient.external_id.is_(None)
+        )
+        for pid, phone, first_name in session.execute(query):
+            found.setdefault(("phone", phone, first_name), pid)
+    return found
+
+
+def _patient_update(patient_id: int, request: EnrollmentRequest) -> dict[str, Any]:
+    row = {
+        "id": patient_id,
+        "first_name": request.first_name,
+        "phone": request.phone,
+        "timezone": request.timezone,
+        "language": request.language,
+    }
+    return row | ({"email": request.email} if request.email else {})
+
+
+def _patient_row(request: EnrollmentRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "external_id": request.external_id,
+        "first_name": request.first_name,
+        "phone": request.phone,
+        "email": request.email,
+        "timezone": request.timezone,
+        "language": request.language,
+        "created_at": now,
+    }
+
+
+def _enrollment_key(
+    request: EnrollmentRequest, patients: Mapping[tuple[str, ...], int]
+) -> tuple[int, str, datetime]:
+    return (patients[request.identity], request.timeline.name, request.discharged_at)
+
+
+def _existing_enrollments(
+    session: Session, requests: Sequence[EnrollmentRequest], patients: Mapping[tuple[str, ...], int]
+) -> dict[tuple[int, str, datetime], int]:
+    keys = {_enrollment_key(r, patients) for r in requests}
+    if not keys:
+        return {}
+    query = select(
+        Enrollment.id, Enrollment.patient_id, Enrollment.procedure, Enrollment.discharged_at
+    ).where(Enrollment.patient_id.in_({k[0] for k in keys}))
+    found = {(pid, proc, at): eid for eid, pid, proc, at in session.execute(query)}
+    return {key: found[key] for key in keys if key in found}
+
+
+def _insert_enrollments(
+    session: Session,
+    requests: Sequence[EnrollmentRequest],
+    patients: Mapping[tuple[str, ...], int],
+    now: datetime,
+) -> list[int]:
+    if not requests:
+        return []
+    rows = [
+        {
+            "patient_id": patients[r.identity],
+            "procedure": r.timeline.name,
+            "schedule_version": r.timeline.version,
+            "channels": ",".join(r.channels),
+            "discharged_at": r.discharged_at,
+            "status": EnrollmentStatus.ACTIVE.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in requests
+    ]
+    statement = insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True)
+    return list(session.scalars(statement, rows).all())
+
+
+def _insert_messages(
+    session: Session, new: Sequence[tuple[EnrollmentRequest, int]], settings: Settings
+) -> list[int]:
+    rows: list[dict[str, Any]] = []
+    counts: list[int] = []
+    for request, enrollment_id in new:
+        planned = plan(
+            request.timeline,
+            request.timezone,
+            request.discharged_at,
+            request.channels,
+            settings.quiet_hours,
+        )
+        rows.extend(message_row(enrollment_id, m) for m in planned)
+        counts.append(len(planned))
+    if rows:
+        session.execute(insert(Message), rows)
+    return counts
+
+
+def message_row(enrollment_id: int, planned: Any) -> dict[str, Any]:
+    return {
+        "enrollment_id": enrollment_id,
+        "step": planned.step,
+        "occurrence": planned.occurrence,
+        "channel": planned.channel,
+        "due_at": planned.due_at,
+        "planned_at": planned.planned_at,
+        "expires_at": planned.expires_at,
+        "status": MessageStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": planned.due_at,
+    }
+
+
+def _insert_events(
+    session: Session, ids: Sequence[int], counts: Sequence[int], now: datetime, actor: str
+) -> None:
+    rows = [
+        {"at": now, "kind": kind, "actor": actor, "enrollment_id": eid, "detail": detail}
+        for eid, count in zip(ids, counts, strict=True)
+        for kind, detail in (("enrolled", None), ("planned", {"messages": count}))
+    ]
+    if rows:
+        session.execute(insert(Event), rows)

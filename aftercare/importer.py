@@ -1,0 +1,159 @@
+"""CSV import of a day's discharges: streamed, validated row by row, written in batches.
+
+A bad row is reported with its line number and never written, not even in part; the good rows
+around it are enrolled. ``dry_run`` validates everything and writes nothing at all. Memory stays
+flat whatever the file size: one batch of rows is held at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from aftercare.config import Settings
+from aftercare.db import transaction
+from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, enroll_many, parse_request
+from aftercare.errors import AftercareError, InputError
+from aftercare.schedules import Catalog
+
+BATCH_SIZE = 1000
+# A field longer than this is not a name or an address; the csv module's own limit is 128 KiB.
+MAX_FIELD = 4096
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    enrolled: int = 0
+    existing: int = 0
+    messages: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+Progress = Callable[[int], None]
+
+
+def import_csv(
+    path: Path,
+    factory: sessionmaker[Session] | None,
+    catalog: Catalog,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import ``path``; ``factory=None`` is a dry run (validate only, no database)."""
+    report = ImportReport()
+    batch: list[EnrollmentRequest] = []
+    for line, row in _rows(path, progress):
+        report.rows += 1
+        try:
+            if isinstance(row, InputError):
+                raise row
+            batch.append(parse_request(row, catalog, now))
+        except InputError as exc:
+            report.bad.append((line, str(exc)))
+        if len(batch) >= BATCH_SIZE:
+            _write(batch, factory, settings, now, actor, report)
+            batch = []
+    _write(batch, factory, settings, now, actor, report)
+    return report
+
+
+def _write(
+    batch: list[EnrollmentRequest],
+    factory: sessionmaker[Session] | None,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    report: ImportReport,
+) -> None:
+    if not batch:
+        return
+    if factory is None:
+        report.enrolled += len(batch)
+        return
+    with transaction(factory) as session:
+        results = enroll_many(session, batch, settings, now, actor)
+    for result in results:
+        if result.created:
+            report.enrolled += 1
+            report.messages += result.messages
+        else:
+            report.existing += 1
+
+
+def _rows(
+    path: Path, progress: Progress | None
+) -> Iterator[tuple[int, dict[str, str | None] | InputError]]:
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise AftercareError(f"file: cannot open {path} ({exc.strerror})") from None
+    with raw:
+        counted = _CountingReader(raw, progress)
+        # utf-8-sig: spreadsheets often start the file with a byte-order mark.
+        text = io.TextIOWrapper(io.BufferedReader(counted), encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        try:
+            header = _header(next(reader, None))
+            for record in reader:
+                if not any(cell.strip() for cell in record):
+                    continue
+                yield reader.line_num, _row(header, record, reader.line_num)
+        except UnicodeDecodeError:
+            raise AftercareError(f"file: line {reader.line_num + 1} is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise AftercareError(f"file: line {reader.line_num}: {exc}") from None
+
+
+def _header(record: list[str] | None) -> list[str]:
+    if record is None:
+        raise AftercareError("file: is empty (expected a header line: " + ",".join(FIELDS) + ")")
+    header = [name.strip().lower() for name in record]
+    unknown = [name for name in header if name not in FIELDS]
+    if unknown:
+        raise AftercareError(
+            f"file: line 1: unknown column {unknown[0]!r} (columns: {','.join(FIELDS)})"
+        )
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise AftercareError(f"file: line 1: missing column {missing[0]!r}")
+    return header
+
+
+def _row(header: list[str], record: list[str], line: int) -> dict[str, str | None] | InputError:
+    """A record as a dict, or the error that its shape is wrong."""
+    if len(record) != len(header):
+        return InputError("row", f"has {len(record)} fields, the header has {len(header)}")
+    for name, cell in zip(header, record, strict=True):
+        if len(cell) > MAX_FIELD:
+            return InputError(name, f"is longer than {MAX_FIELD} characters")
+        if "\x00" in cell:
+            return InputError(name, "contains a NUL character")
+    return dict(zip(header, record, strict=True))
+
+
+class _CountingReader(io.RawIOBase):
+    """Passes bytes through and reports how many have been read, for a progress bar."""
+
+    def __init__(self, inner: IO[bytes], progress: Progress | None) -> None:
+        self._inner = inner
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        if self._progress and data:
+            self._progress(len(data))
+        return len(data)

@@ -1,0 +1,120 @@
+"""Planning: a timeline plus one patient's zone and discharge time -> the messages to send.
+
+Pure functions of their inputs; no clock, no database. "day N HH:MM" is built as a wall time in the
+patient's zone and converted to UTC: a wall time that does not exist (the spring-forward gap) moves
+forward by the gap, an ambiguous one (the autumn repeat) takes the first occurrence (fold=0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from aftercare.config import QuietHours
+from aftercare.schedules import Step, Timeline
+from aftercare.timeexpr import After, OnDay, When
+
+# A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
+MAX_OCCURRENCES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    step: str
+    occurrence: int
+    channel: str
+    due_at: datetime
+    expires_at: datetime
+    # The due time as planned before quiet hours moved it (equal to due_at when not moved).
+    planned_at: datetime
+
+    @property
+    def deferred(self) -> bool:
+        return self.due_at != self.planned_at
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def plan(
+    timeline: Timeline,
+    tz: str,
+    discharged_at: datetime,
+    channels: tuple[str, ...],
+    quiet: QuietHours | None,
+) -> list[PlannedMessage]:
+    """Every message of ``timeline`` for one patient, in due order (timeline order on ties).
+
+    ``channels`` are the patient's channels; a step goes out on the ones it shares with them.
+    """
+    patient_zone = zone(tz)
+    discharged_at = discharged_at.astimezone(UTC)
+    planned: list[tuple[datetime, int, PlannedMessage]] = []
+    for order, step in enumerate(timeline.steps):
+        wanted = [c for c in step.channels if c in channels]
+        if not wanted:
+            continue
+        for occurrence, at in enumerate(occurrences(step, patient_zone, discharged_at)):
+            due = defer_for_quiet_hours(at, patient_zone, quiet)
+            for channel in wanted:
+                message = PlannedMessage(step.id, occurrence, channel, due, due + step.expires, at)
+                planned.append((due, order, message))
+    planned.sort(key=lambda item: (item[0], item[1]))
+    return [message for _, _, message in planned]
+
+
+def occurrences(step: Step, tz: tzinfo, discharged_at: datetime) -> Iterator[datetime]:
+    """The UTC instants a step falls on, first to last (repeats included)."""
+    first = resolve(step.at, tz, discharged_at)
+    yield first
+    if step.repeat is None:
+        return
+    until = resolve(step.repeat.until, tz, discharged_at, end_of_day=True)
+    for k in range(1, MAX_OCCURRENCES):
+        if isinstance(step.at, OnDay):
+            days = step.repeat.every.days * k
+            at = resolve(OnDay(step.at.day + days, step.at.at), tz, discharged_at)
+        else:
+            at = first + step.repeat.every * k
+        if at > until:
+            return
+        yield at
+
+
+def resolve(when: When, tz: tzinfo, discharged_at: datetime, end_of_day: bool = False) -> datetime:
+    if isinstance(when, After):
+        return discharged_at + when.offset
+    day = discharged_at.astimezone(tz).date() + timedelta(days=when.day)
+    if end_of_day:
+        return local_to_utc(day + timedelta(days=1), time(0, 0), tz) - timedelta(microseconds=1)
+    return local_to_utc(day, when.at, tz)
+
+
+def local_to_utc(day: date, wall: time, tz: tzinfo) -> datetime:
+    """The instant a wall clock in ``tz`` shows ``wall`` on ``day``; see the module docstring."""
+    return datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+
+
+def defer_for_quiet_hours(at: datetime, tz: tzinfo, quiet: QuietHours | None) -> datetime:
+    """``at`` itself, or the end of the quiet window it falls in (patient-local)."""
+    if quiet is None:
+        return at
+    local = at.astimezone(tz)
+    wall = local.time().replace(tzinfo=None)
+    if quiet.start < quiet.end:
+        inside, next_day = quiet.start <= wall < quiet.end, False
+    else:
+        inside, next_day = wall >= quiet.start or wall < quiet.end, wall >= quiet.start
+    if not inside:
+        return at
+    day = local.date() + timedelta(days=1 if next_day else 0)
+    return local_to_utc(day, quiet.end, tz)
+
+
+def in_quiet_hours(at: datetime, tz: tzinfo, quiet: QuietHours | None) -> bool:
+    return defer_for_quiet_hours(at, tz, quiet) != at

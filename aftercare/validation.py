@@ -1,0 +1,117 @@
+"""Parsing of the values staff type or import: each returns the normal form or raises ValueError.
+
+The message of the ValueError says what is wrong with the value; callers add the field name.
+Messages never repeat the value itself when it is patient data (phone, email, name).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+
+# Discharge times further than this from now are almost certainly typos (a wrong year).
+MAX_DISCHARGE_PAST = timedelta(days=90)
+MAX_DISCHARGE_FUTURE = timedelta(days=30)
+
+# Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the SMTP
+# server's job; this only catches typos such as a missing @ or a comma for a dot.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f<>{}]")
+
+
+def parse_phone(raw: str, default_region: str = "US") -> str:
+    """A mobile or fixed number in E.164 (``+15555550123``)."""
+    try:
+        number = phonenumbers.parse(raw.strip(), default_region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a phone number (use E.164, e.g. +15555550123)") from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number (use E.164, e.g. +15555550123)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_email(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("is not an email address")
+    return value
+
+
+def parse_first_name(raw: str) -> str:
+    value = " ".join(raw.split())
+    if not value:
+        raise ValueError("is empty")
+    if len(value) > 60:
+        raise ValueError("is longer than 60 characters")
+    if _NAME_FORBIDDEN.search(value):
+        raise ValueError("contains control characters or markup")
+    if value[0] in "=+-@":
+        # A spreadsheet would run it as a formula when the name is exported again.
+        raise ValueError("starts with =, +, - or @ (looks like a spreadsheet formula)")
+    return value
+
+
+def parse_timezone(raw: str) -> str:
+    """An IANA zone name such as ``America/Chicago``; abbreviations like EST are refused."""
+    name = raw.strip()
+    if not name or name.upper() in {"EST", "CST", "MST", "PST", "EDT", "CDT", "MDT", "PDT"}:
+        raise ValueError(f"{raw!r} is not an IANA time zone (e.g. America/New_York)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{raw!r} is not an IANA time zone (e.g. America/New_York)") from None
+    if name not in _zones():
+        raise ValueError(f"{raw!r} is not an IANA time zone (e.g. America/New_York)")
+    return name
+
+
+def parse_instant(raw: str) -> datetime:
+    """An ISO 8601 time *with* an offset, returned in UTC. A bare local time is ambiguous."""
+    text = raw.strip()
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an ISO 8601 time (e.g. 2026-11-23T14:30-05:00)") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{raw!r} has no UTC offset (e.g. 2026-11-23T14:30-05:00)")
+    return value.astimezone(UTC)
+
+
+def check_discharge_time(value: datetime, now: datetime) -> datetime:
+    if value < now - MAX_DISCHARGE_PAST:
+        raise ValueError(f"is more than {MAX_DISCHARGE_PAST.days} days in the past")
+    if value > now + MAX_DISCHARGE_FUTURE:
+        raise ValueError(f"is more than {MAX_DISCHARGE_FUTURE.days} days in the future")
+    return value
+
+
+def parse_channels(raw: str, allowed: tuple[str, ...] = ("sms", "email")) -> tuple[str, ...]:
+    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"is empty; choose from {', '.join(allowed)}")
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"unknown channel {name!r}; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_external_id(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > 64:
+        raise ValueError("is longer than 64 characters")
+    if _NAME_FORBIDDEN.search(value):
+        raise ValueError("contains control characters or markup")
+    return value
+
+
+_zone_cache: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _zone_cache
+    if _zone_cache is None:
+        _zone_cache = frozenset(available_timezones())
+    return _zone_cache
