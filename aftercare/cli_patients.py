@@ -195,9 +195,9 @@ def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    reason = _reason(reason)
+    why = _reason(reason) or ""
     with transaction(app.sessions) as session:
-        count = lifecycle.cancel(session, enrollment_id, reason, app.actor, app.clock.now())
+        count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
 
 

@@ -147,10 +147,11 @@ def _merge(base: LineDict, child: LineDict) -> LineDict:
     merged = LineDict(base)
     merged.line, merged.key_lines = child.line, {**base.key_lines, **child.key_lines}
     for key, value in child.items():
-        if key == "steps" and isinstance(value, LineList) and isinstance(base.get(key), LineList):
-            merged[key] = _merge_steps(base["steps"], value)
-        elif key == "milestones" and isinstance(value, LineDict) and isinstance(base.get(key), LineDict):
-            merged[key] = _merge_dicts(base[key], value)
+        inherited = base.get(key)
+        if key == "steps" and isinstance(value, LineList) and isinstance(inherited, LineList):
+            merged[key] = _merge_steps(inherited, value)
+        elif isinstance(value, LineDict) and isinstance(inherited, LineDict):
+            merged[key] = _merge_dicts(inherited, value)  # milestones, defaults
         elif key != "extends":
             merged[key] = value
     return merged
