@@ -1,22 +1,31 @@
-"""``aftercare demo``: sample patients on a throwaway database, their timelines as they read."""
+"""``aftercare demo``: whole timelines of sample patients, replayed on a simulated clock.
+
+Everything real but the clock and the channel: a throwaway SQLite database, the same enrollment,
+claims, dispatch and recording as production, and the console channel instead of Twilio/SMTP.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy import func, select
 
-from aftercare import views
+from aftercare import lifecycle
 from aftercare.app import App
+from aftercare.channels.registry import console_channels
 from aftercare.cli import cli, pass_app
+from aftercare.clock import ManualClock
+from aftercare.daemon import next_due
 from aftercare.db import transaction
+from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import enroll_many, parse_request
-from aftercare.models import Enrollment
+from aftercare.models import Enrollment, Message, MessageStatus, Patient
 from aftercare.planner import local_to_utc, zone
-from aftercare.render import Recipient, render_message
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,10 @@ class SamplePatient:
     timezone: str
     procedure: str
     language: str
-    discharge_time: time  # patient-local, today
+    discharge_time: time  # patient-local, on the demo's first day
 
 
-# Test numbers from the 555-01xx range reserved for fiction; example.org mailboxes.
+# Fictional 555-01xx numbers and example.org mailboxes.
 SAMPLES = (
     SamplePatient(
         "James",
@@ -60,6 +69,9 @@ SAMPLES = (
         time(11, 30),
     ),
 )
+# Staff pause Priya's reminders while she is readmitted (days 1 to 4 after discharge); the
+# reminders that fell due meanwhile expire instead of arriving days late.
+PAUSE = (2, timedelta(days=1), timedelta(days=4))
 
 
 @cli.command("demo")
@@ -70,34 +82,69 @@ SAMPLES = (
 )
 @pass_app
 def demo(app: App, keep: Path | None) -> None:
-    """Enroll sample patients on a throwaway SQLite database and show their timelines."""
+    """Replay sample patients' six-week timelines on a simulated clock (console channel)."""
     with tempfile.TemporaryDirectory(prefix="aftercare-demo-") as folder:
         path = keep or Path(folder) / "demo.db"
-        demo_app = App(
-            app.settings.with_overrides(database_url=f"sqlite:///{path}"), app.clock, "staff:demo"
-        )
+        clock = ManualClock(app.clock.now())
+        settings = app.settings.with_overrides(database_url=f"sqlite:///{path}")
+        demo_app = App(settings, clock, "staff:demo")
         try:
-            _run(demo_app)
+            replay(demo_app, clock)
         finally:
             demo_app.close()
 
 
-def _run(app: App) -> None:
-    now = app.clock.now()
+def replay(app: App, clock: ManualClock) -> Counter[str]:
+    ids = _enroll_samples(app, clock)
+    names = _names_by_message(app)
+    channels = console_channels(clock.now, label=lambda m: names.get(m.message_id, "?"))
+    # One sender keeps the printed order the order of due times.
+    dispatcher = Dispatcher(
+        app.sessions, channels, app.catalog, app.settings, clock, "demo", DispatchOptions(senders=1)
+    )
+    pause_id = ids[PAUSE[0]]
+    pause_at: datetime | None = clock.now() + PAUSE[1]
+    resume_at: datetime | None = clock.now() + PAUSE[2]
+    tally: Counter[str] = Counter()
+    try:
+        while (due := next_due(dispatcher)) is not None or pause_at or resume_at:
+            step_to = min(t for t in (due, pause_at, resume_at) if t is not None)
+            clock.set(max(step_to, clock.now()))
+            if pause_at and clock.now() >= pause_at:
+                _staff(app, clock, "pause", pause_id)
+                pause_at = None
+            if resume_at and clock.now() >= resume_at:
+                _staff(app, clock, "resume", pause_id)
+                resume_at = None
+            tally.update(done := dispatcher.dispatch_due())
+            if done["expired"]:
+                click.secho(
+                    f"    {done['expired']} message(s) expired unsent: their time had passed",
+                    fg="yellow",
+                )
+    finally:
+        dispatcher.close()
+    _summary(app, tally)
+    return tally
+
+
+def _enroll_samples(app: App, clock: ManualClock) -> list[int]:
+    now = clock.now()
     requests = [parse_request(_fields(p, now), app.catalog, now) for p in SAMPLES]
+    clock.set(min(r.discharged_at for r in requests))
     with transaction(app.sessions) as session:
-        results = enroll_many(session, requests, app.settings, now, app.actor)
-    click.echo(f"Enrolled {len(results)} sample patients on a throwaway database.\n")
-    with app.sessions() as session:
-        for result in results:
-            _show(app, session.get_one(Enrollment, result.enrollment_id))
+        results = enroll_many(session, requests, app.settings, clock.now(), app.actor)
+    click.secho(
+        f"Enrolled {len(results)} sample patients on a throwaway SQLite database; "
+        "replaying six weeks on a simulated clock (times are patient-local).\n",
+        bold=True,
+    )
+    return [r.enrollment_id for r in results]
 
 
 def _fields(sample: SamplePatient, now: datetime) -> dict[str, str | None]:
-    today = now.astimezone(zone(sample.timezone)).date()
-    discharged = local_to_utc(today, sample.discharge_time, zone(sample.timezone)) - timedelta(
-        days=0
-    )
+    tz = zone(sample.timezone)
+    discharged = local_to_utc(now.astimezone(tz).date(), sample.discharge_time, tz)
     return {
         "first_name": sample.first_name,
         "phone": sample.phone,
@@ -109,26 +156,52 @@ def _fields(sample: SamplePatient, now: datetime) -> dict[str, str | None]:
     }
 
 
-def _show(app: App, enrollment: Enrollment) -> None:
-    patient = enrollment.patient
-    timeline = app.catalog.get(enrollment.procedure)
-    recipient = Recipient(
-        patient.first_name, patient.timezone, patient.language, enrollment.discharged_at
+def _names_by_message(app: App) -> dict[int, str]:
+    query = (
+        select(Message.id, Patient.first_name)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
     )
-    local_discharge = views.local(enrollment.discharged_at, patient.timezone)
+    with app.sessions() as session:
+        return dict(session.execute(query).tuples().all())
+
+
+def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> None:
+    """Pause or resume one enrollment as staff would, and say so in the replay."""
+    reason = "readmitted" if action == "pause" else "back home"
+    with transaction(app.sessions) as session:
+        patient = session.get_one(Enrollment, enrollment_id).patient
+        change = lifecycle.pause if action == "pause" else lifecycle.resume
+        count = change(session, enrollment_id, reason, app.actor, clock.now())
+    local = clock.now().astimezone(zone(patient.timezone))
     click.secho(
-        f"== {patient.first_name}: {timeline.name}, {patient.timezone}, {patient.language}, "
-        f"discharged {local_discharge}",
-        bold=True,
+        f"{local:%a %Y-%m-%d %H:%M %Z}  staff {action} {patient.first_name}'s reminders "
+        f"({reason}): {count} message(s)",
+        fg="yellow",
     )
-    for message in enrollment.messages:
-        step = timeline.step_by_id[message.step]
-        rendered = render_message(
-            timeline, step, message.channel, recipient, app.clinic, message.due_at
+
+
+def _summary(app: App, tally: Counter[str]) -> None:
+    with app.sessions() as session:
+        statuses = Counter(
+            dict(
+                session.execute(select(Message.status, func.count()).group_by(Message.status))
+                .tuples()
+                .all()
+            )
         )
-        moved = "  (moved out of quiet hours)" if message.due_at != message.planned_at else ""
-        click.echo(f"{views.local(message.due_at, patient.timezone)}  {message.channel:<5}{moved}")
-        click.echo(
-            "    " + (rendered.text if message.channel == "sms" else f"Subject: {rendered.subject}")
+        deferred = (
+            session.scalar(
+                select(func.count()).where(
+                    Message.status == MessageStatus.SENT, Message.due_at != Message.planned_at
+                )
+            )
+            or 0
         )
-    click.echo()
+    click.secho("\nSummary", bold=True)
+    click.echo(
+        f"  sent: {statuses.get('sent', 0)} (of which {deferred} deferred out of quiet hours)"
+    )
+    click.echo(f"  expired: {statuses.get('expired', 0)} (fell due while paused; never sent late)")
+    for status in sorted(set(statuses) - {"sent", "expired"}):
+        click.echo(f"  {status}: {statuses[status]}")

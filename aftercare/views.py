@@ -109,6 +109,9 @@ def show_enrollment(session: Session, enrollment_id: int) -> dict[str, Any]:
     summary = enrollment_summary(
         enrollment, _status_counts(session, [enrollment_id]).get(enrollment_id, {})
     )
+    # Staff looking at one patient see the full contact details; lists stay masked.
+    summary["phone"] = enrollment.patient.phone
+    summary["email"] = enrollment.patient.email
     summary["status_reason"] = enrollment.status_reason
     summary["schedule_version"] = enrollment.schedule_version
     summary["message_counts"] = summary.pop("messages")

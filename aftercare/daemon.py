@@ -1,0 +1,138 @@
+"""``aftercare run``: APScheduler as the clock around :class:`Dispatcher`.
+
+One job, ``dispatch``. After each run it is moved to the next due time (so an idle daemon sends
+a message within moments of its due time) but never further than ``poll`` seconds away (so rows
+enrolled by other processes are seen). The rows in the database are the schedule; APScheduler
+holds nothing that would be lost in a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import func, select
+
+from aftercare.dispatch import Dispatcher
+from aftercare.errors import AftercareError
+from aftercare.models import Message, MessageStatus
+
+log = logging.getLogger("aftercare.daemon")
+
+
+class Daemon:
+    def __init__(self, dispatcher: Dispatcher, poll: float = 5.0, single: bool = False) -> None:
+        self.dispatcher = dispatcher
+        self.poll = poll
+        self.single = single  # the only dispatcher of its database (SQLite)
+        self.stop_requested = threading.Event()
+        self.started_at = dispatcher.clock.now()
+        self.last_tick: datetime | None = None
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC,
+            # Never skip a run because the process was busy or asleep: a late tick still sends.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def run(self) -> None:
+        """Until SIGTERM/SIGINT: then stop claiming, finish in-flight sends, return."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        self._scheduler.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.poll),
+            id="dispatch",
+            next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.start()
+        log.info(
+            "daemon started worker=%s channels=%s",
+            self.dispatcher.worker,
+            ",".join(self.dispatcher.channels),
+        )
+        self.stop_requested.wait()
+        log.info("stopping: finishing in-flight sends")
+        self.dispatcher.stopping.set()
+        self._scheduler.shutdown(wait=True)
+        self.dispatcher.close()
+        log.info("daemon stopped")
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop_requested.set()
+
+    def tick(self) -> Counter[str]:
+        """One run of the dispatch job: settle crashed sends, send what is due, plan the wake-up."""
+        try:
+            tally = catch_up(self.dispatcher, self.started_at, self.single)
+        except Exception:  # the database went away, say; the next tick tries again
+            log.exception("dispatch tick failed")
+            tally = Counter()
+        self.last_tick = self.dispatcher.clock.now()
+        if tally:
+            log.info("dispatched %s", " ".join(f"{k}={v}" for k, v in sorted(tally.items())))
+        if not self.stop_requested.is_set():
+            self._schedule_next()
+        return tally
+
+    def _schedule_next(self) -> None:
+        now = datetime.now(UTC)
+        wake = now + timedelta(seconds=self.poll)
+        try:
+            due = next_due(self.dispatcher)
+        except Exception:
+            log.exception("could not read the next due time")
+            due = None
+        if due is not None:
+            wake = max(now, min(wake, due))
+        self._scheduler.modify_job("dispatch", next_run_time=wake)
+
+
+def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Counter[str]:
+    """Reconcile stale claims, then send everything due. When this is the only dispatcher
+    (SQLite, see :func:`sqlite_dispatch_lock`) any claim made before this process started is
+    stale; otherwise a claim is stale when its lease has run out."""
+    tally: Counter[str] = Counter()
+    if single:
+        tally.update(dispatcher.reconcile(stale_before=started_at))
+    else:
+        tally.update(dispatcher.reconcile())
+    tally.update(dispatcher.dispatch_due())
+    return tally
+
+
+def next_due(dispatcher: Dispatcher) -> datetime | None:
+    with dispatcher.sessions() as session:
+        return session.scalar(
+            select(func.min(Message.next_attempt_at)).where(
+                Message.status == MessageStatus.PENDING,
+                Message.channel.in_(list(dispatcher.channels)),
+            )
+        )
+
+
+def sqlite_dispatch_lock(database: str) -> IO[str]:
+    """Hold an exclusive lock beside the SQLite file for as long as this process dispatches.
+
+    SQLite cannot hand disjoint rows to concurrent dispatchers, and a second one would treat
+    the first one's in-flight sends as crashed. So a second daemon refuses to start.
+    """
+    path = Path(f"{database}.dispatch.lock")
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AftercareError(
+            f"another 'aftercare run' is already dispatching from {database} "
+            "(SQLite allows one dispatcher; use PostgreSQL to run several)"
+        ) from None
+    return handle

@@ -1,0 +1,195 @@
+"""Dispatch: claim due messages, send each through its channel, record what happened.
+
+The unit of work is :meth:`Dispatcher.dispatch_due`; the daemon and the demo only call it. Rows are
+``sending`` (committed) before any provider call, so a crash leaves evidence, never a silent gap:
+:meth:`Dispatcher.reconcile` later asks the provider whether such a message went out.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from aftercare import claims
+from aftercare.channels.base import Channel, ChannelError, Outgoing, Receipt
+from aftercare.clock import Clock
+from aftercare.config import Settings
+from aftercare.db import transaction
+from aftercare.outbox import Result, record_results
+from aftercare.render import Clinic, Recipient, render_message
+from aftercare.retry import RetryPolicy
+from aftercare.schedules import Catalog
+
+log = logging.getLogger("aftercare.dispatch")
+
+# Extras a deployment adds to an email before it goes out (unsubscribe link, calendar).
+Decorator = Callable[[Outgoing, claims.Claim], Outgoing]
+
+
+@dataclass(frozen=True)
+class DispatchOptions:
+    batch_size: int = 100
+    senders: int = 8  # concurrent provider calls; network latency, not CPU, is the limit
+    # A claim older than this whose owner has not finished is presumed dead (crash, kill -9).
+    lease: timedelta = timedelta(minutes=5)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        channels: Mapping[str, Channel],
+        catalog: Catalog,
+        settings: Settings,
+        clock: Clock,
+        worker: str,
+        options: DispatchOptions | None = None,
+        rng: random.Random | None = None,
+        decorate: Decorator | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.channels = dict(channels)
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.worker = worker
+        self.options = options or DispatchOptions()
+        self.policy = RetryPolicy(settings.retry_backoff, settings.max_attempts)
+        self.rng = rng or random.Random()
+        self.decorate = decorate
+        self.clinic = Clinic(settings.clinic_name, settings.clinic_phone)
+        self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(self.options.senders, thread_name_prefix="send")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for channel in self.channels.values():
+            channel.close()
+
+    # --- the unit of work ------------------------------------------------------------------
+
+    def dispatch_due(self) -> Counter[str]:
+        """Send everything due now, batch by batch, until nothing is left or we are stopping.
+
+        Returns how many messages ended in each status (``sent``, ``pending`` for a retry later,
+        ``failed``, ``expired``, ``suppressed``, ...).
+        """
+        tally: Counter[str] = Counter()
+        while not self.stopping.is_set():
+            claimed = self._dispatch_batch(tally)
+            if claimed < self.options.batch_size:
+                break
+        return tally
+
+    def _dispatch_batch(self, tally: Counter[str]) -> int:
+        now = self.clock.now()
+        with transaction(self.sessions) as session:
+            tally["expired"] += claims.expire_overdue(session, now, self.worker)
+            batch, settled = claims.claim_due(
+                session, self.channels, now, self.worker, self.options.batch_size
+            )
+        tally.update(settled)
+        if batch:
+            self._send_and_record(batch, tally)
+        return len(batch) + sum(settled.values())
+
+    def reconcile(self, stale_before: datetime | None = None) -> Counter[str]:
+        """Settle ``sending`` rows left by a dispatcher that died mid-send.
+
+        SMS: if the provider has the message it is recorded as sent, not sent again. Otherwise
+        (and always for email, which re-sends with the same Message-ID) it is sent now, unless
+        it has expired meanwhile.
+        """
+        tally: Counter[str] = Counter()
+        stale_before = stale_before or self.clock.now() - self.options.lease
+        while not self.stopping.is_set():
+            now = self.clock.now()
+            with transaction(self.sessions) as session:
+                batch = claims.claim_stale(
+                    session, self.channels, now, self.worker, stale_before, self.options.batch_size
+                )
+            if not batch:
+                break
+            self._send_and_record(batch, tally, look_first=True)
+        return tally
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _send_and_record(
+        self, batch: list[claims.Claim], tally: Counter[str], look_first: bool = False
+    ) -> None:
+        results = list(self._pool.map(lambda c: self._send_one(c, look_first), batch))
+        now = self.clock.now()
+        with transaction(self.sessions) as session:
+            statuses = record_results(session, results, now, self.worker, self.policy, self.rng)
+        tally.update(statuses)
+
+    def _send_one(self, claim: claims.Claim, look_first: bool) -> Result:
+        channel = self.channels[claim.channel]
+        try:
+            outgoing = self._outgoing(claim)
+        except Exception as exc:  # a template or timeline that cannot render this message
+            log.warning(
+                "render failed message=%s step=%s: %s", claim.id, claim.step, type(exc).__name__
+            )
+            return Result(
+                claim, error=ChannelError(f"cannot render: {exc}", permanent=True, code="render")
+            )
+        try:
+            if look_first:
+                found = channel.find_sent(outgoing)
+                if found is not None:
+                    return Result(claim, receipt=found, reconciled=True)
+                if claim.expires_at <= self.clock.now():
+                    return Result(claim, expired=True)
+            return Result(claim, receipt=channel.send(outgoing))
+        except ChannelError as exc:
+            return Result(claim, error=exc)
+        except Exception as exc:  # a channel bug must not stop the daemon; the row records it
+            log.exception("channel %s raised on message=%s", claim.channel, claim.id)
+            return Result(
+                claim,
+                error=ChannelError(f"{type(exc).__name__}", permanent=False, code="exception"),
+            )
+
+    def _outgoing(self, claim: claims.Claim) -> Outgoing:
+        timeline = self.catalog.get(claim.procedure)
+        step = timeline.step_by_id.get(claim.step)
+        if step is None or claim.channel not in step.channels:
+            raise LookupError(
+                f"step {claim.step!r} ({claim.channel}) is no longer in {timeline.name}"
+            )
+        recipient = Recipient(claim.first_name, claim.timezone, claim.language, claim.discharged_at)
+        rendered = render_message(
+            timeline, step, claim.channel, recipient, self.clinic, claim.due_at
+        )
+        address = claim.address
+        if address is None:
+            raise LookupError(f"no {claim.channel} address")
+        outgoing = Outgoing(
+            message_id=claim.id,
+            channel=claim.channel,
+            to=address,
+            text=rendered.text,
+            subject=rendered.subject,
+            language=claim.language,
+            timezone=claim.timezone,
+            status_callback=self._status_callback() if claim.channel == "sms" else None,
+            first_attempt_at=claim.previous_claim_at or claim.due_at,
+        )
+        return self.decorate(outgoing, claim) if self.decorate else outgoing
+
+    def _status_callback(self) -> str | None:
+        base = self.settings.public_url
+        return f"{base}/webhooks/twilio/status" if base else None
+
+
+__all__ = ["DispatchOptions", "Dispatcher", "Receipt"]
