@@ -141,7 +141,7 @@ def claim_stale(
         .order_by(Message.claimed_at, Message.id)
         .limit(limit),
     )
-    previous = dict(session.execute(query).tuples().all())
+    previous = dict(session.execute(query).all())
     if not previous:
         return []
     rows = _claim_rows(session, list(previous), extra_attempt=0)
@@ -254,9 +254,9 @@ def _events(
     if not ids:
         return
     enrollment_of = dict(
-        session.execute(select(Message.id, Message.enrollment_id).where(Message.id.in_(list(ids))))
-        .tuples()
-        .all()
+        session.execute(
+            select(Message.id, Message.enrollment_id).where(Message.id.in_(list(ids)))
+        ).all()
     )
     session.execute(
         insert(Event),

@@ -105,7 +105,7 @@ def _pending_by_channel(app: App) -> Counter[str]:
             .where(Message.status == MessageStatus.PENDING)
             .group_by(Message.channel)
         )
-        return Counter(dict(session.execute(query).tuples().all()))
+        return Counter(dict(session.execute(query).all()))
 
 
 def _summary(tally: Counter[str]) -> str:

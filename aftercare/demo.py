@@ -163,7 +163,7 @@ def _names_by_message(app: App) -> dict[int, str]:
         .join(Patient, Enrollment.patient_id == Patient.id)
     )
     with app.sessions() as session:
-        return dict(session.execute(query).tuples().all())
+        return dict(session.execute(query).all())
 
 
 def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> None:
@@ -185,9 +185,7 @@ def _summary(app: App, tally: Counter[str]) -> None:
     with app.sessions() as session:
         statuses = Counter(
             dict(
-                session.execute(select(Message.status, func.count()).group_by(Message.status))
-                .tuples()
-                .all()
+                session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
             )
         )
         deferred = (
