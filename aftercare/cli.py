@@ -312,6 +312,3 @@ def main() -> None:
 
 # The other command modules register themselves on ``cli`` when imported.
 from aftercare import cli_patients, cli_run, demo  # noqa: E402, F401
-
-if __name__ == "__main__":
-    main()

@@ -47,13 +47,7 @@ class Daemon:
         """Until SIGTERM/SIGINT: then stop claiming, finish in-flight sends, return."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        self._scheduler.add_job(
-            self.tick,
-            IntervalTrigger(seconds=self.poll),
-            id="dispatch",
-            next_run_time=datetime.now(UTC),
-        )
-        self._scheduler.start()
+        self.start()
         log.info(
             "daemon started worker=%s channels=%s",
             self.dispatcher.worker,
@@ -61,10 +55,28 @@ class Daemon:
         )
         self.stop_requested.wait()
         log.info("stopping: finishing in-flight sends")
+        self.stop()
+        log.info("daemon stopped")
+
+    def start(self, paused: bool = False) -> None:
+        """Start the scheduler with the dispatch job due at once (catch-up on start)."""
+        self._scheduler.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.poll),
+            id="dispatch",
+            next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.start(paused=paused)
+
+    def stop(self) -> None:
+        self.stop_requested.set()
         self.dispatcher.stopping.set()
         self._scheduler.shutdown(wait=True)
         self.dispatcher.close()
-        log.info("daemon stopped")
+
+    def next_run_time(self) -> datetime | None:
+        job = self._scheduler.get_job("dispatch")
+        return None if job is None else job.next_run_time  # type: ignore[no-any-return]
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_requested.set()

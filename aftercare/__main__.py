@@ -1,0 +1,5 @@
+"""``python -m aftercare`` is the ``aftercare`` command."""
+
+from aftercare.cli import main
+
+main()

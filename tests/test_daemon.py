@@ -1,0 +1,145 @@
+"""The daemon: APScheduler wakes the dispatch job at the next due time; the real process catches
+up on start, refuses a second dispatcher on SQLite, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from aftercare import db
+from aftercare.app import App
+from aftercare.channels.memory import MemoryChannel
+from aftercare.clock import SystemClock
+from aftercare.config import Settings
+from aftercare.daemon import Daemon
+from aftercare.dispatch import Dispatcher
+from aftercare.models import Message
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _enroll(app: App, discharged_at: datetime) -> None:
+    from aftercare.db import transaction
+    from aftercare.enrollment import enroll_many, parse_request
+
+    fields = {
+        "first_name": "Ana",
+        "phone": "+12025550143",
+        "timezone": "UTC",
+        "procedure": "kyphoplasty",
+        "discharged_at": discharged_at.isoformat(),
+    }
+    now = app.clock.now()
+    with transaction(app.sessions) as session:
+        enroll_many(
+            session, [parse_request(fields, app.catalog, now)], app.settings, now, "staff:test"
+        )
+
+
+@pytest.fixture
+def live_app(db_url: str):
+    # Real time: APScheduler runs on the wall clock. Quiet hours off so "due in 5 minutes" is
+    # due in 5 minutes whatever the hour the test runs at.
+    application = App(Settings(database_url=db_url, quiet_hours=None), SystemClock())
+    yield application
+    application.close()
+
+
+def _daemon(app: App, poll: float) -> Daemon:
+    dispatcher = Dispatcher(
+        app.sessions,
+        {"sms": MemoryChannel("sms")},
+        app.catalog,
+        app.settings,
+        app.clock,
+        "test-worker",
+    )
+    return Daemon(dispatcher, poll=poll)
+
+
+def test_the_dispatch_job_wakes_at_the_next_due_time(live_app):
+    due = datetime.now(UTC) + timedelta(minutes=5)
+    _enroll(live_app, due - timedelta(hours=2))  # the welcome is due 2 h after discharge
+    daemon = _daemon(live_app, poll=600)
+    daemon.start(paused=True)
+    try:
+        daemon.tick()
+        wake = daemon.next_run_time()
+    finally:
+        daemon.stop()
+    assert wake is not None
+    assert abs((wake - due).total_seconds()) < 1
+
+
+def test_an_idle_daemon_still_looks_every_poll_interval(live_app):
+    daemon = _daemon(live_app, poll=7)
+    daemon.start(paused=True)
+    try:
+        daemon.tick()
+        wake = daemon.next_run_time()
+    finally:
+        daemon.stop()
+    assert wake is not None
+    assert 6 <= (wake - datetime.now(UTC)).total_seconds() <= 7.5
+
+
+def _start(db_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = os.environ | {
+        "AFTERCARE_DATABASE_URL": f"sqlite:///{db_path}",
+        "AFTERCARE_QUIET_HOURS": "off",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "aftercare", "run", *args],
+        cwd=db_path.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate, seconds: float = 30) -> None:
+    """Waits for another process to do something (not for a schedule): polls with a deadline."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def test_the_real_daemon_catches_up_refuses_a_second_and_stops_on_sigterm(tmp_path: Path):
+    path = tmp_path / "aftercare.db"
+    app = App(Settings(database_url=f"sqlite:///{path}", quiet_hours=None), SystemClock())
+    _enroll(app, datetime.now(UTC) - timedelta(hours=2, minutes=1))  # welcome already due
+    app.close()
+    first = _start(path, "--dry-run", "--poll", "1")
+    engine = db.make_engine(f"sqlite:///{path}")
+
+    def welcome_sent() -> bool:
+        with engine.connect() as connection:
+            status = connection.scalar(select(Message.status).where(Message.step == "welcome-home"))
+        return status == "sent"
+
+    try:
+        _wait_for(welcome_sent)
+        second = _start(path, "--dry-run")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert "another 'aftercare run' is already dispatching" in err
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        engine.dispose()
+    assert first.returncode == 0, err
+    assert "Welcome home, Ana" in out
+    assert "daemon stopped" in err
