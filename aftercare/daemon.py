@@ -76,7 +76,7 @@ class Daemon:
 
     def next_run_time(self) -> datetime | None:
         job = self._scheduler.get_job("dispatch")
-        return None if job is None else job.next_run_time  # type: ignore[no-any-return]
+        return None if job is None else job.next_run_time
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_requested.set()

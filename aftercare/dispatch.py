@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,11 +27,9 @@ from aftercare.outbox import Result, record_results
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
 from aftercare.schedules import Catalog
+from aftercare.tokens import make_token
 
 log = logging.getLogger("aftercare.dispatch")
-
-# Extras a deployment adds to an email before it goes out (unsubscribe link, calendar).
-Decorator = Callable[[Outgoing, claims.Claim], Outgoing]
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,6 @@ class Dispatcher:
         worker: str,
         options: DispatchOptions | None = None,
         rng: random.Random | None = None,
-        decorate: Decorator | None = None,
     ) -> None:
         self.sessions = sessions
         self.channels = dict(channels)
@@ -64,7 +61,6 @@ class Dispatcher:
         self.options = options or DispatchOptions()
         self.policy = RetryPolicy(settings.retry_backoff, settings.max_attempts)
         self.rng = rng or random.Random()
-        self.decorate = decorate
         self.clinic = Clinic(settings.clinic_name, settings.clinic_phone)
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(self.options.senders, thread_name_prefix="send")
@@ -183,13 +179,20 @@ class Dispatcher:
             language=claim.language,
             timezone=claim.timezone,
             status_callback=self._status_callback() if claim.channel == "sms" else None,
+            unsubscribe_url=self._unsubscribe_url(claim),
             first_attempt_at=claim.previous_claim_at or claim.due_at,
         )
-        return self.decorate(outgoing, claim) if self.decorate else outgoing
+        return outgoing
 
     def _status_callback(self) -> str | None:
         base = self.settings.public_url
         return f"{base}/webhooks/twilio/status" if base else None
+
+    def _unsubscribe_url(self, claim: claims.Claim) -> str | None:
+        base, secret = self.settings.public_url, self.settings.secret_key
+        if claim.channel != "email" or not (base and secret):
+            return None
+        return f"{base}/unsubscribe/{make_token(secret, claim.patient_id, 'email')}"
 
 
 __all__ = ["DispatchOptions", "Dispatcher", "Receipt"]
