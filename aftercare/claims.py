@@ -77,12 +77,19 @@ _CLAIM_COLUMNS = (
 
 
 def expire_overdue(session: Session, now: datetime, actor: str) -> int:
-    """Pending messages past their expiry become ``expired`` (never sent late)."""
+    """Pending messages past their expiry become ``expired`` (never sent late).
+
+    A message is never scheduled past its expiry (retries that would land later expire instead),
+    so ``next_attempt_at <= now`` holds for every expired one; saying so lets the query use the
+    (status, next_attempt_at) index instead of scanning every pending row on each batch.
+    """
     ids = session.scalars(
         _lock(
             session,
             select(Message.id).where(
-                Message.status == MessageStatus.PENDING, Message.expires_at <= now
+                Message.status == MessageStatus.PENDING,
+                Message.next_attempt_at <= now,
+                Message.expires_at <= now,
             ),
         )
     ).all()
@@ -223,10 +230,13 @@ def _suppressed_addresses(session: Session, rows: Sequence[Claim]) -> set[tuple[
 
 
 def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: str) -> None:
+    # No "AND status = 'pending'" here: the rows are locked (FOR UPDATE / BEGIN IMMEDIATE) since
+    # we read them, and with it SQLite plans the update through the status index, visiting
+    # every pending row in the table instead of the few ids.
     if ids:
         session.execute(
             update(Message)
-            .where(Message.id.in_(list(ids)), Message.status == MessageStatus.PENDING)
+            .where(Message.id.in_(list(ids)))
             .values(
                 status=MessageStatus.SENDING,
                 claimed_by=worker,
@@ -284,12 +294,16 @@ def suppress_address(
     if not exists_already:
         session.add(Suppression(channel=channel, address=address, reason=reason, created_at=now))
     column = Patient.phone if channel == "sms" else Patient.email
-    ids = session.scalars(
-        select(Message.id)
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+    # Enrollments first, then their messages: joined in one query, SQLite would walk every
+    # pending message through the status index instead of the patient's few.
+    enrollment_ids = session.scalars(
+        select(Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
-        .where(
-            column == address,
+        .where(column == address)
+    ).all()
+    ids = session.scalars(
+        select(Message.id).where(
+            Message.enrollment_id.in_(list(enrollment_ids)),
             Message.channel == channel,
             Message.status.in_([MessageStatus.PENDING, MessageStatus.PAUSED]),
         )
