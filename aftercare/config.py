@@ -7,6 +7,7 @@ program at start with one line naming the setting.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -107,9 +108,15 @@ class _Env:
         if not path:
             return None
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
+            value = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise SettingsError(f"{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{name}_FILE: {path!r} is not UTF-8 text") from None
+        if not value:
+            # An empty secret is a mount that went wrong, not a choice to leave it unset.
+            raise SettingsError(f"{name}_FILE: {path!r} is empty")
+        return value
 
 
 def parse_quiet_hours(raw: str) -> QuietHours | None:
@@ -160,6 +167,8 @@ def _positive_float(raw: str) -> float:
         raise ValueError(f"expected a number, got {raw!r}") from None
     if not value > 0:
         raise ValueError(f"must be greater than 0, got {raw}")
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {raw}")
     return value
 
 

@@ -36,7 +36,8 @@ def fold(text: str) -> str:
     Accented letters that GSM-7 lacks (á, í, ó, ú, ...) lose the accent; é, ñ, ü, ¿ and ¡ are in
     GSM-7 and stay, so Spanish remains readable.
     """
-    text = text.translate(_LOOKALIKES)
+    # Composed first: "e" + U+0301 (as some keyboards and PDFs produce) is é, which GSM-7 has.
+    text = unicodedata.normalize("NFC", text).translate(_LOOKALIKES)
     if all(ch in _BASIC or ch in _EXTENDED for ch in text):
         return text
     return "".join(_fold_char(ch) for ch in text)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from aftercare import gsm
 from aftercare.config import QuietHours
@@ -43,7 +44,14 @@ DIAGNOSIS_WORDS = (
     "metastasis",
     "metástasis",
 )
-_DIAGNOSIS = re.compile(r"\b(" + "|".join(DIAGNOSIS_WORDS) + r")\b", re.IGNORECASE)
+# SMS are folded to GSM-7 before they are checked ("compresión" is sent as "compresion"), so the
+# folded forms are looked for too; a prefix match also catches plurals ("fractures", "tumores").
+_DIAGNOSIS = re.compile(
+    r"\b(?:"
+    + "|".join(sorted({*DIAGNOSIS_WORDS, *map(gsm.fold, DIAGNOSIS_WORDS)}, key=len, reverse=True))
+    + r")\w*",
+    re.IGNORECASE,
+)
 _OPT_OUT = re.compile(r"\bSTOP\b")
 # Discharge days that cross a DST change in each zone, plus ordinary days; every hour of each.
 _SAMPLE_ZONES = ("America/New_York", "Europe/Madrid", "Australia/Sydney", "Asia/Kolkata")
@@ -100,17 +108,17 @@ def _lint_texts(timeline: Timeline, step: Step, language: str, clinic: Clinic) -
     return found
 
 
-def _lint_sms(text: str, clinic: Clinic, add: object) -> None:
-    assert callable(add)
+def _lint_sms(text: str, clinic: Clinic, add: Callable[[str, str], None]) -> None:
     length = gsm.gsm_length(text)
     if length > SMS_MAX_CHARS:
         add("error", f"sms: {length} GSM-7 characters, more than {SMS_MAX_CHARS}")
     wide = gsm.non_gsm_characters(text)
     if wide:
         add("warning", f"sms: {''.join(wide)!r} force UCS-2 encoding (70 characters a part)")
-    if clinic.name not in text:
+    # ``text`` is folded to GSM-7, and so is the clinic's name inside it ("Clínica" -> "Clinica").
+    if gsm.fold(clinic.name) not in text:
         add("error", "sms: does not name the clinic ({{ clinic_name }})")
-    if clinic.phone not in text:
+    if gsm.fold(clinic.phone) not in text:
         add("error", "sms: does not give the clinic's phone ({{ clinic_phone }})")
     if not _OPT_OUT.search(text):
         add("error", "sms: does not say how to opt out (reply STOP)")
@@ -128,23 +136,27 @@ def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Findin
             for hour in range(24):
                 discharged = day + timedelta(hours=hour)
                 sends = [m.due_at for m in plan(timeline, tz_name, discharged, ("sms",), quiet)]
-                days = Counter(at.astimezone(tz).date() for at in sends)
+                local_days = [at.astimezone(tz).date() for at in sends]
+                days = Counter(local_days)
                 if per_day is None and days and max(days.values()) > SMS_PER_DAY:
                     per_day = _frequency_finding(
                         timeline, "a day", SMS_PER_DAY, tz_name, discharged
                     )
-                if per_week is None and _most_in_window(sends, timedelta(days=7)) > SMS_PER_WEEK:
+                if per_week is None and _most_in_seven_days(local_days) > SMS_PER_WEEK:
                     per_week = _frequency_finding(
                         timeline, "in 7 days", SMS_PER_WEEK, tz_name, discharged
                     )
     return [f for f in (per_day, per_week) if f is not None]
 
 
-def _most_in_window(times: list[datetime], window: timedelta) -> int:
-    times = sorted(times)
+def _most_in_seven_days(days: list[date]) -> int:
+    """The most texts on any 7 consecutive local days. Calendar days, like the daily rule, not
+    168 hours: a weekly text at 10:00 is 6 days 23 hours after the last one across a DST change,
+    and that is still once a week to the patient."""
+    days = sorted(days)
     most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= window:
+    for end, day in enumerate(days):
+        while (day - days[start]).days >= 7:
             start += 1
         most = max(most, end - start + 1)
     return most

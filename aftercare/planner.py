@@ -113,7 +113,12 @@ def defer_for_quiet_hours(at: datetime, tz: tzinfo, quiet: QuietHours | None) ->
     if not inside:
         return at
     day = local.date() + timedelta(days=1 if next_day else 0)
-    return local_to_utc(day, quiet.end, tz)
+    end = local_to_utc(day, quiet.end, tz)
+    if end <= at:
+        # ``at`` is in the hour repeated at fall-back, after the first time the clocks showed
+        # the end of the window: the window ends when they show it the second time.
+        end = datetime.combine(day, quiet.end, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    return end
 
 
 def in_quiet_hours(at: datetime, tz: tzinfo, quiet: QuietHours | None) -> bool:

@@ -7,6 +7,7 @@ same id and add new ones after them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from aftercare.errors import ScheduleError
 from aftercare.templates import BASE_VARIABLES, TemplateSyntaxError, undeclared_variables
@@ -26,6 +28,7 @@ DEFAULT_EXPIRES = timedelta(hours=12)
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
 _STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email"}
 _DEFAULT_KEYS = {"expires", "channels"}
+_BASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _read(path: Path) -> LineDict:
         data = load_yaml(text, str(path))
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ScheduleError(str(path), line, f"not valid YAML: {exc.problem}") from None
+        raise ScheduleError(str(path), line, f"not valid YAML: {_yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         raise ScheduleError(str(path), None, f"not valid YAML: {exc}") from None
     if not isinstance(data, LineDict):
@@ -129,52 +132,89 @@ def _read(path: Path) -> LineDict:
     return data
 
 
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """The parser's problem, plus where the construct it was reading began (an unclosed
+    ``[`` is found lines after the line it is on)."""
+    context, mark = exc.context, exc.context_mark
+    if context and mark and exc.problem_mark and mark.line != exc.problem_mark.line:
+        return f"{exc.problem} ({context} on line {mark.line + 1})"
+    return str(exc.problem)
+
+
 def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
     data = _read(path)
-    parent_name = data.get("extends")
-    if parent_name is None:
+    if "extends" not in data:
         return data
-    parent_path = path.with_name(f"{parent_name}.yaml")
-    if not parent_path.is_file() or parent_path in seen:
-        reason = (
-            "extends itself" if parent_path in seen else f"extends {parent_path.name}, not found"
+    parent_name = data["extends"]
+    # Only a plain name: a path would let a file reach outside its folder.
+    if not isinstance(parent_name, str) or not _BASE_NAME.match(parent_name):
+        raise ScheduleError(
+            str(path),
+            data.line_of("extends"),
+            "extends must name a file of the same folder, without .yaml (e.g. _spine-augmentation)",
         )
+    parent_path = path.with_name(f"{parent_name}.yaml")
+    if parent_path == path or parent_path in seen:
+        reason = "extends itself" if parent_path == path else f"{parent_path.name} extends it back"
+        raise ScheduleError(str(path), data.line_of("extends"), reason)
+    if not parent_path.is_file():
+        reason = f"extends {parent_path.name}, not found"
         raise ScheduleError(str(path), data.line_of("extends"), reason)
     return _merge(_merged(parent_path, (*seen, path)), data)
 
 
 def _merge(base: LineDict, child: LineDict) -> LineDict:
-    merged = LineDict(base)
-    merged.line, merged.key_lines = child.line, {**base.key_lines, **child.key_lines}
+    merged = _merge_dicts(base, LineDict())  # a copy of the base, each key with its origin
     for key, value in child.items():
         inherited = base.get(key)
         if key == "steps" and isinstance(value, LineList) and isinstance(inherited, LineList):
-            merged[key] = _merge_steps(inherited, value)
+            value = _merge_steps(inherited, value)
         elif isinstance(value, LineDict) and isinstance(inherited, LineDict):
-            merged[key] = _merge_dicts(inherited, value)  # milestones, defaults
-        elif key != "extends":
-            merged[key] = value
+            value = _merge_dicts(inherited, value)  # milestones, defaults
+        elif key == "extends":
+            continue
+        _put(merged, key, value, child)
+    merged.line, merged.source = child.line, child.source
     return merged
 
 
 def _merge_dicts(base: LineDict, child: LineDict) -> LineDict:
-    merged = LineDict({**base, **child})
-    merged.line, merged.key_lines = child.line, {**base.key_lines, **child.key_lines}
+    """The keys of both; the child's win. Each key keeps the line and file it came from."""
+    merged = LineDict()
+    for source in (base, child):
+        for key, value in source.items():
+            _put(merged, key, value, source)
+    merged.line, merged.source = child.line or base.line, child.source or base.source
     return merged
+
+
+def _put(merged: LineDict, key: str, value: Any, origin: LineDict) -> None:
+    merged[key] = value
+    merged.key_lines[key] = origin.line_of(key)
+    merged.key_sources[key] = origin.source_of(key)
 
 
 def _merge_steps(base: LineList, child: LineList) -> LineList:
     by_id = {s.get("id"): i for i, s in enumerate(base) if isinstance(s, dict)}
     merged, lines = list(base), list(base.item_lines)
+    sources = [base.source_of(i) for i in range(len(base))]
+    replaced: set[Any] = set()
     for index, step in enumerate(child):
-        slot = by_id.get(step.get("id")) if isinstance(step, dict) else None
+        step_id = step.get("id") if isinstance(step, dict) else None
+        slot = by_id.get(step_id) if step_id not in replaced else None
         if slot is None:
+            # A second child step with an id already replaced is appended, so the validator
+            # reports it as a duplicate instead of the merge silently keeping the last one.
             merged.append(step)
             lines.append(child.line_of(index))
+            sources.append(child.source_of(index))
         else:
+            replaced.add(step_id)
             merged[slot], lines[slot] = step, child.line_of(index)
+            sources[slot] = child.source_of(index)
     result = LineList(merged)
-    result.line, result.item_lines = child.line, lines
+    result.line, result.source = child.line, child.source
+    result.item_lines, result.item_sources = lines, sources
     return result
 
 
@@ -189,8 +229,8 @@ class _Validator:
         return ScheduleError(self.file, line, reason)
 
     def at(self, where: LineDict | LineList, key: Any, reason: str) -> ScheduleError:
-        """An error at ``key`` of ``where``, in the file that mapping came from."""
-        return ScheduleError(where.source or self.file, where.line_of(key), reason)
+        """An error at ``key`` of ``where``, in the file that key came from."""
+        return ScheduleError(where.source_of(key) or self.file, where.line_of(key), reason)
 
     def timeline(self) -> Timeline:
         data = self.data
@@ -244,6 +284,17 @@ class _Validator:
         value = self.data.get("languages")
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise self.at(self.data, "languages", "languages must be a list such as [en, es]")
+        for language in value:
+            # Dates in texts are formatted by babel for the language; an unknown one would only
+            # fail when a message is sent, days after enrollment.
+            try:
+                Locale.parse(language)
+            except (ValueError, UnknownLocaleError):
+                raise self.at(
+                    self.data, "languages", f"language {language!r} is not a known locale"
+                ) from None
+        if len(set(value)) != len(value):
+            raise self.at(self.data, "languages", "languages lists a language twice")
         return tuple(value)
 
     def _milestones(self) -> dict[str, OnDay]:
@@ -360,7 +411,10 @@ class _StepValidator:
         if not isinstance(texts, LineDict):
             raise self.p.at(mapping, key, f"{where} is missing (a text per language)")
         for language in self.languages:
-            if not isinstance(texts.get(language), str) or not texts[language].strip():
+            if language not in texts:
+                # Point at the ``sms:`` (or ``subject:``) key: the missing line has no line.
+                raise self.p.at(mapping, key, f"{where}: missing language {language!r}")
+            if not isinstance(texts[language], str) or not texts[language].strip():
                 raise self.p.at(texts, language, f"{where}: missing language {language!r}")
         for language in texts:
             if language not in self.languages:

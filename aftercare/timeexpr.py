@@ -10,6 +10,9 @@ from datetime import time, timedelta
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _DAY_TIME = re.compile(r"^day\s+(\d+)(?:\s+(\d{1,2}):(\d{2}))?$")
+# No aftercare timeline spans years; the cap keeps a typo (``day 20260``) from overflowing the
+# calendar when it is planned.
+MAX_DAYS = 3660
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,13 @@ def parse_duration(raw: object) -> timedelta:
     match = _DURATION.match(text)
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration (expected e.g. 30s, 90m, 12h, 7d, 6w)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        span = timedelta.max
+    if span > timedelta(days=MAX_DAYS):
+        raise ValueError(f"{text!r} is not a duration of at most {MAX_DAYS} days")
+    return span
 
 
 def parse_when(raw: object) -> When:
@@ -56,6 +65,8 @@ def parse_when(raw: object) -> When:
     match = _DAY_TIME.match(text)
     if match:
         day, hours, minutes = match.groups()
+        if int(day) > MAX_DAYS:
+            raise ValueError(f"{text!r} is later than day {MAX_DAYS}")
         if hours is None:
             return OnDay(int(day), time(0, 0))
         if int(hours) < 24 and int(minutes) < 60:

@@ -20,6 +20,18 @@ MAX_DISCHARGE_FUTURE = timedelta(days=30)
 # server's job; this only catches typos such as a missing @ or a comma for a dot.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f<>{}]")
+# Names the zone database accepts that are not places. "EST" is a fixed UTC-5 with no DST (a
+# patient in New York would get every summer message an hour off) and "EST5EDT" a POSIX rule;
+# "localtime" is whatever zone the server runs in, "Factory" a placeholder. Staff typing these
+# mean a place, and must name it.
+_NOT_PLACES = frozenset(
+    name.casefold()
+    for name in (
+        *("EST", "CST", "MST", "PST", "HST", "AKST", "EDT", "CDT", "MDT", "PDT", "AKDT", "HDT"),
+        *("EST5EDT", "CST6CDT", "MST7MDT", "PST8PDT", "CET", "EET", "MET", "WET"),
+        *("localtime", "Factory", "posixrules"),
+    )
+)
 
 
 def parse_phone(raw: str, default_region: str = "US") -> str:
@@ -57,7 +69,7 @@ def parse_first_name(raw: str) -> str:
 def parse_timezone(raw: str) -> str:
     """An IANA zone name such as ``America/Chicago``; abbreviations like EST are refused."""
     name = raw.strip()
-    if not name or name.upper() in {"EST", "CST", "MST", "PST", "EDT", "CDT", "MDT", "PDT"}:
+    if not name or name.casefold() in _NOT_PLACES:
         raise ValueError(f"{raw!r} is not an IANA time zone (e.g. America/New_York)")
     try:
         ZoneInfo(name)

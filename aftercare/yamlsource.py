@@ -9,23 +9,43 @@ from yaml.nodes import MappingNode, SequenceNode
 
 
 class LineDict(dict[str, Any]):
-    """A mapping that knows the line of each of its keys (1-based) and its own line."""
+    """A mapping that knows the line of each of its keys (1-based) and its own line.
+
+    A mapping merged from two files (a timeline and its base) also knows which file each key
+    came from, so an error in an inherited key names the base file, not the child.
+    """
 
     line: int = 0
     source: str = ""
-    key_lines: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict[str, int] = {}
+        self.key_sources: dict[str, str] = {}
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
 
+    def source_of(self, key: str) -> str:
+        return self.key_sources.get(key, self.source)
+
 
 class LineList(list[Any]):
+    """A list that knows the line (and, once merged, the file) of each item."""
+
     line: int = 0
     source: str = ""
-    item_lines: list[int]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines: list[int] = []
+        self.item_sources: list[str] = []
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+    def source_of(self, index: int) -> str:
+        return self.item_sources[index] if index < len(self.item_sources) else self.source
 
 
 class _Loader(yaml.SafeLoader):
@@ -35,7 +55,6 @@ class _Loader(yaml.SafeLoader):
 def _construct_mapping(loader: _Loader, node: MappingNode) -> LineDict:
     result = LineDict()
     result.line = node.start_mark.line + 1
-    result.key_lines = {}
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
