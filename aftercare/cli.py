@@ -20,7 +20,8 @@ from aftercare.errors import AftercareError, InputError, ScheduleError
 from aftercare.lint import lint
 from aftercare.output import print_json, print_table
 from aftercare.planner import plan
-from aftercare.schedules import load_timeline
+from aftercare.schedules import Repeat, load_timeline
+from aftercare.timeexpr import OnDay, format_duration
 from aftercare.validation import parse_channels, parse_first_name, parse_instant, parse_timezone
 
 
@@ -152,8 +153,8 @@ def schedules_show(app: App, name: str, as_json: bool) -> None:
         {
             "id": s.id,
             "at": str(s.at),
-            "repeat": f"every {s.repeat.every.days}d until {s.repeat.until}" if s.repeat else None,
-            "expires": str(s.expires),
+            "repeat": _repeat_text(s.repeat) if s.repeat else None,
+            "expires": format_duration(s.expires),
             "channels": list(s.channels),
             "sms": dict(s.sms),
             "email_subject": dict(s.email_subject),
@@ -221,6 +222,12 @@ def schedules_check(app: App, files: tuple[Path, ...], strict: bool, as_json: bo
         click.echo(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:
         sys.exit(1)
+
+
+def _repeat_text(repeat: Repeat) -> str:
+    # A repeat runs to the end of its last day, so "day 36" reads better than "day 36 00:00".
+    until = f"day {repeat.until.day}" if isinstance(repeat.until, OnDay) else str(repeat.until)
+    return f"every {format_duration(repeat.every)} until {until}"
 
 
 def _timeline(app: App, name: str) -> Any:
