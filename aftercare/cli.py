@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,6 +36,8 @@ class AftercareGroup(click.Group):
             fail(str(exc))
         except OperationalError as exc:
             fail(f"database: {str(exc.orig or exc).strip().splitlines()[0]}")
+        except IntegrityError:  # e.g. a concurrent enroll of the same patient won the race
+            fail("database: the change conflicts with an existing record; try again")
         finally:
             app = ctx.obj
             if isinstance(app, App):
@@ -227,7 +230,9 @@ def schedules_check(app: App, files: tuple[Path, ...], strict: bool, as_json: bo
 def _repeat_text(repeat: Repeat) -> str:
     # A repeat runs to the end of its last day, so "day 36" reads better than "day 36 00:00".
     until = f"day {repeat.until.day}" if isinstance(repeat.until, OnDay) else str(repeat.until)
-    return f"every {format_duration(repeat.every)} until {until}"
+    whole_days = not repeat.every % timedelta(days=1)
+    every = f"{repeat.every.days}d" if whole_days else format_duration(repeat.every)
+    return f"every {every} until {until}"
 
 
 def _timeline(app: App, name: str) -> Any:
@@ -313,8 +318,6 @@ def main() -> None:
         cli(prog_name="aftercare")
     except AftercareError as exc:  # raised before a command runs (settings)
         fail(str(exc))
-    except IntegrityError:
-        fail("database: the change conflicts with an existing record")
 
 
 # The other command modules register themselves on ``cli`` when imported.

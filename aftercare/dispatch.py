@@ -18,15 +18,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import claims
-from aftercare.channels.base import Channel, ChannelError, Outgoing, Receipt
+from aftercare import claims, ics
+from aftercare.channels.base import Attachment, Channel, ChannelError, Outgoing, Receipt
 from aftercare.clock import Clock
 from aftercare.config import Settings
 from aftercare.db import transaction
 from aftercare.outbox import Result, record_results
+from aftercare.planner import zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
-from aftercare.schedules import Catalog
+from aftercare.schedules import Catalog, Step, Timeline
 from aftercare.tokens import make_token
 
 log = logging.getLogger("aftercare.dispatch")
@@ -170,6 +171,7 @@ class Dispatcher:
         address = claim.address
         if address is None:
             raise LookupError(f"no {claim.channel} address")
+        attachments = self._calendar(timeline, step, claim) if claim.channel == "email" else ()
         outgoing = Outgoing(
             message_id=claim.id,
             channel=claim.channel,
@@ -180,9 +182,38 @@ class Dispatcher:
             timezone=claim.timezone,
             status_callback=self._status_callback() if claim.channel == "sms" else None,
             unsubscribe_url=self._unsubscribe_url(claim),
+            attachments=attachments,
             first_attempt_at=claim.previous_claim_at or claim.due_at,
         )
         return outgoing
+
+    def _calendar(
+        self, timeline: Timeline, step: Step, claim: claims.Claim
+    ) -> tuple[Attachment, ...]:
+        """The patient's milestones as an .ics file, for the step that carries it."""
+        if not (step.calendar and timeline.calendar):
+            return ()
+        discharge_day = claim.discharged_at.astimezone(zone(claim.timezone)).date()
+        note = f"{self.clinic.name} {self.clinic.phone}"
+        milestones = [
+            ics.Milestone(
+                key,
+                discharge_day + timedelta(days=timeline.milestones[key].day),
+                titles[claim.language],
+                note,
+            )
+            for key, titles in timeline.calendar.items()
+        ]
+        domain = (self.settings.email_from or "aftercare.invalid").rpartition("@")[2]
+        data = ics.calendar(
+            milestones,
+            scope=claim.enrollment_id,
+            domain=domain,
+            stamp=self.clock.now(),
+            language=claim.language,
+            name=self.clinic.name,
+        )
+        return (ics.attachment(data),)
 
     def _status_callback(self) -> str | None:
         base = self.settings.public_url

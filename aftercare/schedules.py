@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +26,8 @@ from aftercare.yamlsource import LineDict, LineList, load_yaml
 CHANNELS = ("sms", "email")
 DEFAULT_EXPIRES = timedelta(hours=12)
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
-_STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email"}
+_STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email", "calendar"}
+_MILESTONE_KEYS = {"at", "calendar"}
 _DEFAULT_KEYS = {"expires", "channels"}
 _BASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -47,6 +48,8 @@ class Step:
     email_subject: Mapping[str, str]
     email_body: Mapping[str, str]
     repeat: Repeat | None = None
+    # The email of this step carries the timeline's calendar milestones as an .ics attachment.
+    calendar: bool = False
     source: str = ""
     line: int = 0
 
@@ -60,6 +63,8 @@ class Timeline:
     steps: tuple[Step, ...]
     milestones: Mapping[str, OnDay]
     source: str
+    # Milestones that become calendar events, with the event's title in each language.
+    calendar: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -242,7 +247,7 @@ class _Validator:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise self.at(data, "version", "version must be a whole number of at least 1")
         languages = self._languages()
-        milestones = self._milestones()
+        milestones, calendar = self._milestones(languages)
         defaults = self._defaults()
         steps = self._steps(languages, defaults, set(milestones))
         return Timeline(
@@ -252,6 +257,7 @@ class _Validator:
             languages=languages,
             steps=steps,
             milestones=milestones,
+            calendar=calendar,
             source=self.file,
         )
 
@@ -297,19 +303,45 @@ class _Validator:
             raise self.at(self.data, "languages", "languages lists a language twice")
         return tuple(value)
 
-    def _milestones(self) -> dict[str, OnDay]:
+    def _milestones(
+        self, languages: tuple[str, ...]
+    ) -> tuple[dict[str, OnDay], dict[str, dict[str, str]]]:
+        """``name: "day 42"``, or ``name: {at: "day 42", calendar: {en: ..., es: ...}}`` for a
+        milestone that also goes into the patient's calendar attachment."""
         raw = self.data.get("milestones", LineDict())
         if not isinstance(raw, LineDict):
             raise self.at(self.data, "milestones", "milestones must map names to 'day N'")
         milestones: dict[str, OnDay] = {}
+        calendar: dict[str, dict[str, str]] = {}
         for key, value in raw.items():
             if not key.isidentifier() or key in BASE_VARIABLES:
                 raise self.at(raw, key, f"milestone {key!r} must be a new identifier")
-            when = self._when(raw, key, value)
+            where, field_name = raw, key
+            if isinstance(value, LineDict):
+                self._no_unknown_keys(value, _MILESTONE_KEYS, f"milestone {key}")
+                if "calendar" in value:
+                    calendar[key] = self._calendar_titles(value, key, languages)
+                where, field_name, value = value, "at", value.get("at")
+            when = self._when(where, field_name, value)
             if not isinstance(when, OnDay):
                 raise self.at(raw, key, f"milestone {key!r} must be a calendar day ('day 42')")
             milestones[key] = when
-        return milestones
+        return milestones, calendar
+
+    def _calendar_titles(
+        self, value: LineDict, key: str, languages: tuple[str, ...]
+    ) -> dict[str, str]:
+        titles = value["calendar"]
+        if not isinstance(titles, LineDict):
+            raise self.at(
+                value, "calendar", f"milestone {key}: calendar needs a title per language"
+            )
+        for language in languages:
+            if not isinstance(titles.get(language), str) or not titles[language].strip():
+                raise self.at(
+                    titles, language, f"milestone {key}: calendar: missing language {language!r}"
+                )
+        return {language: titles[language].strip() for language in languages}
 
     def _defaults(self) -> dict[str, Any]:
         raw = self.data.get("defaults", LineDict())
@@ -394,6 +426,7 @@ class _StepValidator:
             email_subject=subject,
             email_body=body,
             repeat=self._repeat(at),
+            calendar=self._calendar_flag(channels),
             source=item.source or p.file,
             line=item.line,
         )
@@ -439,6 +472,18 @@ class _StepValidator:
                 language,
                 f"{where} [{language}]: unknown template variable {unknown[0]!r} (known: {known})",
             )
+
+    def _calendar_flag(self, channels: tuple[str, ...]) -> bool:
+        value = self.item.get("calendar", False)
+        if not isinstance(value, bool):
+            raise self.p.at(
+                self.item, "calendar", f"step {self.id}: calendar must be true or false"
+            )
+        if value and "email" not in channels:
+            raise self.p.at(
+                self.item, "calendar", f"step {self.id}: calendar needs the email channel"
+            )
+        return value
 
     def _repeat(self, at: When) -> Repeat | None:
         raw = self.item.get("repeat")

@@ -352,3 +352,40 @@ def test_two_dispatchers_at_once_send_each_message_once(app, clock, enroll, disp
         t.join()
     ids = [m.message_id for m in sms.sent + email.sent]
     assert len(ids) == 80 and len(set(ids)) == 80
+
+
+def test_the_welcome_email_carries_the_milestones_as_a_calendar(
+    app, clock, enroll, dispatcher, email
+):
+    enroll(language="es")
+    d = dispatcher()
+    while (due := next_due(d)) is not None:
+        clock.set(due)
+        d.dispatch_due()
+    welcome, *others = email.sent
+    (calendar,) = welcome.attachments
+    text = calendar.data.decode()
+    assert calendar.filename.endswith(".ics") and "text/calendar" in calendar.content_type
+    # Discharged Monday 2026-11-23 (Chicago): bandage off day 2, last day of no lifting day 41.
+    assert "DTSTART;VALUE=DATE:20261125" in text and "Hoy puede quitarse el vendaje" in text
+    assert "DTSTART;VALUE=DATE:20270103" in text
+    assert all(not m.attachments for m in others)
+
+
+def test_emails_carry_a_signed_unsubscribe_link_when_the_public_url_is_set(
+    app, clock, enroll, dispatcher, email
+):
+    from aftercare.tokens import read_token
+
+    app.settings = app.settings.with_overrides(
+        public_url="https://care.example.org", secret_key="s" * 32
+    )
+    enroll()
+    welcome_time(clock)
+    dispatcher().dispatch_due()
+    (sent,) = email.sent
+    assert sent.unsubscribe_url is not None
+    base, token = sent.unsubscribe_url.rsplit("/", 1)
+    assert base == "https://care.example.org/unsubscribe"
+    unsubscribe = read_token("s" * 32, token)
+    assert unsubscribe is not None and unsubscribe.channel == "email"
