@@ -110,7 +110,22 @@ def test_the_builtin_timelines_load_from_the_shared_base(name: str, titles: dict
         "six-weeks",
     ]
     assert all(Path(s.source).name == "_spine-augmentation.yaml" for s in timeline.steps)
-    assert set(timeline.milestones) == {"bandage_off", "lifting_resumes"}
+    assert set(timeline.milestones) == {"bandage_off", "last_day_no_lifting", "lifting_resumes"}
+    assert set(timeline.calendar) == {"bandage_off", "last_day_no_lifting"}
+    assert [s.id for s in timeline.steps if s.calendar] == ["welcome-home"]
+
+
+def test_a_calendar_milestone_needs_a_title_in_every_language(tmp_path: Path) -> None:
+    path = tmp_path / "cal.yaml"
+    path.write_text(
+        "name: cal\ntitle: Cal\nversion: 1\nlanguages: [en, es]\n"
+        "milestones:\n  gone:\n    at: day 2\n    calendar: {en: Gone}\n"
+        "steps:\n  - id: a\n    at: +1h\n    channels: [sms]\n"
+        "    sms: {en: x, es: y}\n"
+    )
+    with pytest.raises(ScheduleError) as error:
+        load_timeline(path)
+    assert str(error.value) == f"{path}:8: milestone gone: calendar: missing language 'es'"
 
 
 def test_the_builtin_welcome_is_two_hours_after_discharge_and_lifting_repeats_weekly() -> None:
