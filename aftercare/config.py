@@ -201,13 +201,9 @@ def _http_url(raw: str) -> str:
 
 
 def _smtp_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-        raise ValueError("expected smtp://[user:pass@]host[:port] or smtps://...")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ValueError("the port is not a number between 0 and 65535") from None
+    from aftercare.channels.email import parse_smtp_url
+
+    parse_smtp_url(raw)  # every option checked at start, not when the first email goes out
     return raw
 
 
