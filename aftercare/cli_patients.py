@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from aftercare.app import App
 from aftercare.cli import _parse, cli, json_option, pass_app
 from aftercare.db import transaction
 from aftercare.enrollment import enroll_many, parse_request
-from aftercare.errors import InputError
+from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.models import EnrollmentStatus
 from aftercare.output import print_json, print_table
@@ -104,7 +105,8 @@ def _print_messages(messages: list[dict[str, Any]]) -> None:
 def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     """Enroll the patients of a CSV file (columns: first_name,phone,email,timezone,procedure,
     discharged_at,language,channels,external_id). Bad rows are reported and skipped."""
-    size = file.stat().st_size if file.is_file() else 0
+    _check_utf8(file)
+    size = file.stat().st_size
     factory = None if dry_run else app.sessions
     show_bar = size > 256 * 1024 and not as_json
     with click.progressbar(
@@ -138,6 +140,32 @@ def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
 @cli.group("patients")
 def patients_group() -> None:
     """Enrolled patients and their messages."""
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 text, naming the line, before anything is written.
+
+    The importer decodes as it streams and commits batch by batch, so a bad byte far into a big
+    file would surface only after earlier batches were stored. This pass reads the file once more
+    in chunks: memory stays flat and decoding is cheap next to enrolling.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 16):
+                held = len(decoder.getstate()[0])  # a character split across chunks
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line += chunk.count(b"\n", 0, max(0, exc.start - held))
+                    raise AftercareError(f"file: line {line} is not UTF-8 text") from None
+                line += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise AftercareError(f"file: line {line} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AftercareError(f"file: cannot open {path} ({exc.strerror})") from None
 
 
 @patients_group.command("list")
@@ -235,10 +263,14 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = _parse("--discharged-at", parse_instant, discharged_at)
     _parse("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    with transaction(app.sessions) as session:
-        counts = lifecycle.reschedule(
-            session, enrollment_id, when, app.catalog, app.settings, app.actor, now, _reason(reason)
-        )
+    why = _reason(reason)
+    try:
+        with transaction(app.sessions) as session:
+            counts = lifecycle.reschedule(
+                session, enrollment_id, when, app.catalog, app.settings, app.actor, now, why
+            )
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
     click.echo(
         f"rescheduled enrollment {enrollment_id}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())

@@ -94,10 +94,23 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def head_revision() -> str | None:
+def _scripts() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str | None:
+    return _scripts().get_current_head()
+
+
+def _check_known(current: str | None) -> None:
+    """A database migrated by a newer aftercare names a revision this one has never heard of."""
+    if current is not None and current not in {s.revision for s in _scripts().walk_revisions()}:
+        raise AftercareError(
+            f"database: schema is at {current}, which is newer than this aftercare knows "
+            f"(it knows up to {head_revision()}); install the newer aftercare"
+        )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -106,6 +119,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    _check_known(current_revision(engine))
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -121,6 +135,7 @@ def ensure_migrated(engine: Engine) -> None:
         raise AftercareError(f"database: cannot connect ({_short(exc)})") from None
     if current == head_revision():
         return
+    _check_known(current)
     if engine.dialect.name == "sqlite":
         upgrade(engine)
         return

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from aftercare.config import Settings
 from aftercare.enrollment import message_row
-from aftercare.errors import AftercareError, NotFoundError
+from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus
 from aftercare.planner import plan
 from aftercare.schedules import Catalog
@@ -105,6 +105,7 @@ def reschedule(
     """Re-plan from a new discharge time. Unsent messages move (or are cancelled if the new plan
     has no such occurrence); messages already sent or finished stay as they are."""
     enrollment = _changeable(session, enrollment_id, "reschedule")
+    _check_no_twin(session, enrollment, discharged_at)
     timeline = catalog.get(enrollment.procedure)
     patient = enrollment.patient
     planned = plan(
@@ -143,6 +144,24 @@ def reschedule(
     enrollment.discharged_at, enrollment.updated_at = discharged_at, now
     record(session, "rescheduled", actor, now, enrollment_id, reason=reason, detail=detail)
     return counts
+
+
+def _check_no_twin(session: Session, enrollment: Enrollment, discharged_at: datetime) -> None:
+    """One enrollment per patient, procedure and discharge time (the idempotency key)."""
+    twin = session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.patient_id == enrollment.patient_id,
+            Enrollment.procedure == enrollment.procedure,
+            Enrollment.discharged_at == discharged_at,
+            Enrollment.id != enrollment.id,
+        )
+    )
+    if twin is not None:
+        raise InputError(
+            "discharged_at",
+            f"the patient already has enrollment {twin} for {enrollment.procedure} "
+            "discharged at that time",
+        )
 
 
 def _changeable(session: Session, enrollment_id: int, action: str) -> Enrollment:

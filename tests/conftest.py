@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from aftercare import db
@@ -48,30 +49,39 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+@contextmanager
+def throwaway_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards whatever happened."""
     admin_url = make_url(POSTGRES_URL)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             name = f"aftercare_test_{uuid.uuid4().hex[:10]}"
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+    except Exception as exc:  # any failure means the same to the user
+        admin.dispose()
         pytest.fail(
             f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)} "
             f"({type(exc).__name__}). Start it (README: 'Running against PostgreSQL'), set "
             "AFTERCARE_TEST_POSTGRES_URL, or deselect these tests with -m 'not postgres'.",
             pytrace=False,
         )
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+    with throwaway_postgres_database() as url:
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 def _truncate_postgres(url: str) -> None:
@@ -147,3 +157,42 @@ def enroll_args() -> Callable[..., list[str]]:
         return args
 
     return make
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it, not even the schema: a new SQLite file, or a throwaway
+    PostgreSQL database of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with throwaway_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def run_on(clock: ManualClock) -> Iterator[Callable[[str], CliRun]]:
+    """Factory: a ``run`` against the database at the given URL (same clock and actor)."""
+    apps: list[App] = []
+
+    def make(url: str) -> CliRun:
+        apps.append(App(Settings(database_url=url), clock, actor="staff:test"))
+        return CliRun(apps[-1])
+
+    yield make
+    for application in apps:
+        application.close()
+
+
+@pytest.fixture
+def row_counts(app: App) -> Callable[[], dict[str, int]]:
+    """Function: the number of rows in every table of the test database, by table name."""
+
+    def count() -> dict[str, int]:
+        with app.engine.connect() as connection:
+            return {
+                table.name: connection.scalar(select(func.count()).select_from(table)) or 0
+                for table in Base.metadata.sorted_tables
+            }
+
+    return count

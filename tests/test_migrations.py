@@ -1,0 +1,217 @@
+"""The schema: migrations match the models on both backends, and SQLite is set up for writers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event, func, inspect, select
+
+from aftercare import db
+from aftercare.models import Base, Patient
+from tests.conftest import CliRun, throwaway_postgres_database
+
+
+@pytest.fixture
+def engine(empty_db_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(empty_db_url)
+    yield engine
+    engine.dispose()
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def tables(engine: Engine) -> set[str]:
+    # Alembic keeps its (then empty) version table after downgrading to base.
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrading_an_empty_database_to_head_gives_exactly_the_models(engine: Engine) -> None:
+    db.upgrade(engine)
+
+    assert schema_differences(engine) == []
+    assert db.current_revision(engine) == db.head_revision()
+
+
+def test_downgrading_to_base_leaves_no_tables_and_upgrading_again_works(engine: Engine) -> None:
+    db.upgrade(engine)
+    db.downgrade(engine, "base")
+
+    assert tables(engine) == set()
+    assert db.current_revision(engine) is None
+
+    db.upgrade(engine)
+    assert tables(engine) == {t.name for t in Base.metadata.sorted_tables}
+    assert schema_differences(engine) == []
+
+
+def test_every_migration_can_be_undone_and_redone_one_step_at_a_time(engine: Engine) -> None:
+    script = ScriptDirectory.from_config(db.alembic_config(engine))
+    for revision in reversed(list(script.walk_revisions())):
+        db.upgrade(engine, revision.revision)
+        db.downgrade(engine, "-1")
+        db.upgrade(engine, revision.revision)
+        assert db.current_revision(engine) == revision.revision
+    assert schema_differences(engine) == []
+
+
+def test_db_upgrade_prints_the_revision_and_is_safe_to_run_again(
+    empty_db_url: str, run_on: Callable[[str], CliRun]
+) -> None:
+    run = run_on(empty_db_url)
+    head = db.head_revision()
+
+    first = run("db", "upgrade")
+    again = run("db", "upgrade")
+
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"database upgraded from empty to {head}\n"
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"database is up to date (revision {head})\n"
+
+
+@pytest.mark.postgres
+def test_an_unmigrated_postgresql_database_asks_the_user_to_run_db_upgrade(
+    run_on: Callable[[str], CliRun],
+) -> None:
+    with throwaway_postgres_database() as url:
+        result = run_on(url)("patients", "list")
+        engine = db.make_engine(url)
+        left = tables(engine)
+        engine.dispose()
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: database:")
+    assert "run 'aftercare db upgrade'" in result.stderr
+    assert left == set()
+
+
+def test_a_new_sqlite_database_is_migrated_on_first_use(
+    tmp_path: Path, run_on: Callable[[str], CliRun]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'first-use.db'}"
+
+    result = run_on(url)("patients", "list", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "[]"
+    engine = db.make_engine(url)
+    assert db.current_revision(engine) == db.head_revision()
+    engine.dispose()
+
+
+# --- SQLite under concurrent writers ----------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'writers.db'}")
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as connection:
+        journal_mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        busy_timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        foreign_keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+
+    assert journal_mode == "wal"
+    assert busy_timeout == db.SQLITE_BUSY_TIMEOUT_MS
+    assert foreign_keys == 1
+
+
+def test_a_sqlite_transaction_takes_the_write_lock_as_it_begins(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with db.transaction(db.session_factory(sqlite_engine)) as session:
+        session.execute(select(1))  # reads only: a deferred transaction would hold no lock yet
+        other = sqlite3.connect(tmp_path / "writers.db", timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+
+
+def patient(name: str) -> Patient:
+    now = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    return Patient(
+        first_name=name, phone="+12025550143", timezone="UTC", language="en", created_at=now
+    )
+
+
+def test_a_second_sqlite_writer_waits_for_the_first_instead_of_failing(
+    sqlite_engine: Engine,
+) -> None:
+    """The lost-write pattern: the first writer reads, a second writer commits, the first writes.
+
+    In a deferred transaction the first writer's write then fails at once with "database is
+    locked" (its read snapshot is stale; no busy timeout helps). With BEGIN IMMEDIATE the second
+    writer waits at its BEGIN until the first commits, and both writes land.
+    """
+    sessions = db.session_factory(sqlite_engine)
+    second_waits_or_is_done = threading.Event()
+    errors: list[BaseException] = []
+
+    @event.listens_for(sqlite_engine, "before_cursor_execute")
+    def _announce(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread().name == "second" and statement.startswith("BEGIN IMMEDIATE"):
+            second_waits_or_is_done.set()  # it now waits for the lock (busy timeout)
+
+    @event.listens_for(sqlite_engine, "connect")  # runs after db.py's: a regression fails fast
+    def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=5000")
+
+    def second_writer() -> None:
+        try:
+            with db.transaction(sessions) as session:
+                session.add(patient("Second"))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            second_waits_or_is_done.set()
+
+    sqlite_engine.pool.dispose()  # new connections get the short timeout
+    with db.transaction(sessions) as session:
+        session.scalar(select(func.count()).select_from(Patient))
+        thread = threading.Thread(target=second_writer, name="second")
+        thread.start()
+        assert second_waits_or_is_done.wait(timeout=10)
+        session.add(patient("First"))
+    thread.join(timeout=10)
+
+    assert not thread.is_alive()
+    assert errors == []
+    with sessions() as session:
+        names = set(session.scalars(select(Patient.first_name)))
+    assert names == {"First", "Second"}
+
+
+def test_a_database_migrated_by_a_newer_aftercare_is_refused_in_one_line(
+    engine: Engine, empty_db_url: str, run_on: Callable[[str], CliRun]
+) -> None:
+    db.upgrade(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    run = run_on(empty_db_url)
+
+    for command in (["patients", "list"], ["db", "upgrade"]):
+        result = run(*command)
+
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("error: database: schema is at 9999, which is newer")
+        assert result.stderr.count("\n") == 1
