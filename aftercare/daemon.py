@@ -20,13 +20,16 @@ from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
 from aftercare.errors import AftercareError
-from aftercare.models import Message, MessageStatus
+from aftercare.models import Message, MessageStatus, Worker
 
 log = logging.getLogger("aftercare.daemon")
+
+WORKER_MEMORY = timedelta(days=7)
 
 
 class Daemon:
@@ -118,7 +121,23 @@ def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Coun
     else:
         tally.update(dispatcher.reconcile())
     tally.update(dispatcher.dispatch_due())
+    heartbeat(dispatcher, started_at)
     return tally
+
+
+def heartbeat(dispatcher: Dispatcher, started_at: datetime, stopped: bool = False) -> None:
+    """Say this dispatcher is alive (read by /healthz and /metrics)."""
+    now = dispatcher.clock.now()
+    with transaction(dispatcher.sessions) as session:
+        worker = session.get(Worker, dispatcher.worker)
+        if worker is None:
+            # A new process: forget the heartbeats of processes long gone.
+            session.execute(delete(Worker).where(Worker.last_tick_at < now - WORKER_MEMORY))
+            worker = Worker(id=dispatcher.worker, started_at=started_at, last_tick_at=now)
+            session.add(worker)
+        worker.last_tick_at = now
+        if stopped:
+            worker.stopped_at = now
 
 
 def next_due(dispatcher: Dispatcher) -> datetime | None:

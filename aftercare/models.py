@@ -180,3 +180,46 @@ class Event(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ReplyKind(StrEnum):
+    STOP = "stop"  # STOP and its synonyms, or plain words that revoke consent
+    START = "start"  # START / UNSTOP: opted back in
+    HELP = "help"
+    PAIN = "pain"  # a 0-10 answer to the symptom check-in
+    QUESTION = "question"  # anything else: for staff
+
+
+class Reply(Base):
+    """An SMS a patient sent us. The body is kept verbatim (it is shown escaped)."""
+
+    __tablename__ = "reply"
+    __table_args__ = (Index("ix_reply_enrollment_id_received_at", "enrollment_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Twilio's MessageSid: the same webhook delivered twice is stored once.
+    provider_id: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    from_number: Mapped[str] = mapped_column(String(20), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
+    # The last message we sent to that number before the reply: what it most likely answers.
+    in_reply_to: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    urgent: Mapped[bool] = mapped_column(default=False)
+    urgent_reason: Mapped[str | None] = mapped_column(String(200))
+    pain_score: Mapped[int | None] = mapped_column(Integer)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Worker(Base):
+    """A running daemon's heartbeat: /healthz and metrics read when it last dispatched."""
+
+    __tablename__ = "worker"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
