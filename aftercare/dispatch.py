@@ -140,6 +140,10 @@ class Dispatcher:
             return Result(
                 claim, error=ChannelError(f"cannot render: {exc}", permanent=True, code="render")
             )
+        # A retry may follow a failure that left it unclear whether the provider took the
+        # message (a timeout, a dropped connection, a 5xx), perhaps in another process: look
+        # before sending again, as after a crash.
+        look_first = look_first or claim.attempts > 1
         try:
             if look_first:
                 found = channel.find_sent(outgoing)

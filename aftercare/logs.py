@@ -35,3 +35,6 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     # APScheduler logs every job run at INFO; one line a tick drowns what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Their DEBUG/INFO lines carry request URLs and bodies with phone numbers in them.
+    for name in ("urllib3", "twilio", "twilio.http_client"):
+        logging.getLogger(name).setLevel(logging.WARNING)
