@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from aftercare import bulk
 from aftercare.config import Settings
 from aftercare.errors import InputError
-from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus, Patient
-from aftercare.planner import plan
+from aftercare.models import Enrollment, MessageStatus, Patient
+from aftercare.planner import PlannedMessage, plan
 from aftercare.schedules import Catalog, Timeline
 from aftercare.validation import (
     check_discharge_time,
@@ -44,6 +46,10 @@ FIELDS = (
 )
 REQUIRED = ("first_name", "phone", "timezone", "procedure", "discharged_at")
 
+# ZoneInfo keeps only the 8 zones used last; an import spanning more re-reads zone files for most
+# rows. Zone names are few, so the checked ones are remembered (failures are not cached).
+_parse_timezone = lru_cache(maxsize=1024)(parse_timezone)
+
 
 @dataclass(frozen=True)
 class EnrollmentRequest:
@@ -60,11 +66,11 @@ class EnrollmentRequest:
     @property
     def identity(self) -> tuple[str, ...]:
         """Who the patient is, for idempotency: the MRN if staff gave one."""
-        return (
-            ("mrn", self.external_id)
-            if self.external_id
-            else ("phone", self.phone, self.first_name)
-        )
+        return identity(self.external_id, self.phone, self.first_name)
+
+
+def identity(external_id: str | None, phone: str, first_name: str) -> tuple[str, ...]:
+    return ("mrn", external_id) if external_id else ("phone", phone, first_name)
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def parse_request(
         first_name=_field("first_name", parse_first_name, values),
         phone=_field("phone", parse_phone, values),
         email=email,
-        timezone=_field("timezone", parse_timezone, values),
+        timezone=_field("timezone", _parse_timezone, values),
         timeline=timeline,
         discharged_at=discharged,
         language=language,
@@ -151,9 +157,7 @@ def enroll_many(
         first_slot[key] = slot
         new.append(request)
         new_slots.append(slot)
-    ids = _insert_enrollments(session, new, patients, now)
-    counts = _insert_messages(session, list(zip(new, ids, strict=True)), settings)
-    _insert_events(session, ids, counts, now, actor)
+    ids, counts = _store_new(session, new, patients, settings, now, actor)
     for slot, enrollment_id, count in zip(new_slots, ids, counts, strict=True):
         results[slot] = Enrolled(enrollment_id, True, count)
     for slot, first in repeats.items():
@@ -181,11 +185,15 @@ def _patients(
         session.execute(update(Patient), updates)
     missing = [r for identity, r in latest.items() if identity not in found]
     if missing:
+        table = bulk.table_of(Patient)
+        # The ids come back with who they belong to, so they are matched by identity, not by
+        # position: keeping RETURNING in input order makes SQLite insert one row per statement.
+        statement = insert(table).returning(
+            table.c.id, table.c.external_id, table.c.phone, table.c.first_name
+        )
         rows = [_patient_row(r, now) for r in missing]
-        ids = session.scalars(
-            insert(Patient).returning(Patient.id, sort_by_parameter_order=True), rows
-        ).all()
-        found.update({r.identity: i for r, i in zip(missing, ids, strict=True)})
+        for patient_id, mrn, phone, first_name in session.execute(statement, rows):
+            found[identity(mrn, phone, first_name)] = patient_id
     return found
 
 
@@ -251,52 +259,35 @@ def _existing_enrollments(
     return {key: found[key] for key in keys if key in found}
 
 
-def _insert_enrollments(
+def _store_new(
     session: Session,
-    requests: Sequence[EnrollmentRequest],
+    new: Sequence[EnrollmentRequest],
     patients: Mapping[tuple[str, ...], int],
+    settings: Settings,
     now: datetime,
-) -> list[int]:
-    if not requests:
-        return []
-    rows = [
-        {
-            "patient_id": patients[r.identity],
-            "procedure": r.timeline.name,
-            "schedule_version": r.timeline.version,
-            "channels": ",".join(r.channels),
-            "discharged_at": r.discharged_at,
-            "status": EnrollmentStatus.ACTIVE.value,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in requests
-    ]
-    statement = insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True)
-    return list(session.scalars(statement, rows).all())
+    actor: str,
+) -> tuple[list[int], list[int]]:
+    """Write new enrollments with their messages and events; their ids and message counts."""
+    if not new:
+        return [], []
+    connection = session.connection()
+    bulk.insert_enrollments(connection, [(patients[r.identity], r) for r in new], now)
+    # Read back by the unique key (patient, procedure, discharge time), which names exactly the
+    # rows just written: cheaper than RETURNING, which SQLAlchemy does row by row on SQLite.
+    written = _existing_enrollments(session, new, patients)
+    ids = [written[_enrollment_key(r, patients)] for r in new]
+    # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
+    plans = (
+        (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
+        for i, r in zip(ids, new, strict=True)
+    )
+    counts = bulk.insert_messages(connection, plans)
+    bulk.insert_events(connection, ids, counts, now, actor)
+    return ids, counts
 
 
-def _insert_messages(
-    session: Session, new: Sequence[tuple[EnrollmentRequest, int]], settings: Settings
-) -> list[int]:
-    rows: list[dict[str, Any]] = []
-    counts: list[int] = []
-    for request, enrollment_id in new:
-        planned = plan(
-            request.timeline,
-            request.timezone,
-            request.discharged_at,
-            request.channels,
-            settings.quiet_hours,
-        )
-        rows.extend(message_row(enrollment_id, m) for m in planned)
-        counts.append(len(planned))
-    if rows:
-        session.execute(insert(Message), rows)
-    return counts
-
-
-def message_row(enrollment_id: int, planned: Any) -> dict[str, Any]:
+def message_row(enrollment_id: int, planned: PlannedMessage) -> dict[str, Any]:
+    """A new message row as ORM/Core parameters (the reschedule path adds rows this way)."""
     return {
         "enrollment_id": enrollment_id,
         "step": planned.step,
@@ -309,15 +300,3 @@ def message_row(enrollment_id: int, planned: Any) -> dict[str, Any]:
         "attempts": 0,
         "next_attempt_at": planned.due_at,
     }
-
-
-def _insert_events(
-    session: Session, ids: Sequence[int], counts: Sequence[int], now: datetime, actor: str
-) -> None:
-    rows = [
-        {"at": now, "kind": kind, "actor": actor, "enrollment_id": eid, "detail": detail}
-        for eid, count in zip(ids, counts, strict=True)
-        for kind, detail in (("enrolled", None), ("planned", {"messages": count}))
-    ]
-    if rows:
-        session.execute(insert(Event), rows)

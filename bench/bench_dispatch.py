@@ -17,6 +17,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,98 @@ def throughput_memory(count: int) -> dict[str, Any]:
     sent = tally["sent"]
     assert sent == count, tally
     return {"messages": sent, "seconds": round(elapsed, 2), "per_second": round(sent / elapsed)}
+
+
+@contextmanager
+def _fake_twilio_process() -> Iterator[dict[str, str]]:
+    """The fake Twilio API in its own process (as a provider would be), answering on loopback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.twilio"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
+
+        yield {"url": url, "sid": ACCOUNT_SID, "token": AUTH_TOKEN, "from": FROM_NUMBER}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def throughput_twilio(count: int, senders: int = 8) -> dict[str, Any]:
+    """Due SMS claimed, sent with the real SDK to the fake Twilio process, and recorded."""
+    from aftercare.channels.sms import SmsChannel
+
+    with tempfile.TemporaryDirectory() as folder, _fake_twilio_process() as fake:
+        clock = ManualClock(NOW)
+        app = _app(
+            Path(folder),
+            clock,
+            twilio_account_sid=fake["sid"],
+            twilio_auth_token=fake["token"],
+            twilio_from_number=fake["from"],
+            twilio_api_url=fake["url"],
+        )
+        _enroll(app, count // 9 + 1, channels="sms")
+        _make_all_due(app, count, NOW)
+        dispatcher = Dispatcher(
+            app.sessions,
+            {"sms": SmsChannel(app.settings)},
+            app.catalog,
+            app.settings,
+            clock,
+            "bench",
+            DispatchOptions(batch_size=200, senders=senders),
+        )
+        started = time.perf_counter()
+        tally = dispatcher.dispatch_due()
+        elapsed = time.perf_counter() - started
+        dispatcher.close()
+        app.close()
+    assert tally["sent"] == count, tally
+    return {
+        "messages": count,
+        "senders": senders,
+        "seconds": round(elapsed, 2),
+        "per_second": round(count / elapsed),
+    }
+
+
+def bare_sdk(count: int, threads: int = 1) -> dict[str, Any]:
+    """The ceiling: the twilio SDK creating messages in a loop against the same fake, no
+    database at all (the same transport as the SMS channel, so the same keep-alive)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from twilio.rest import Client
+
+    from aftercare.channels.sms import TwilioTransport
+
+    with _fake_twilio_process() as fake:
+        local = threading.local()
+
+        def send(i: int) -> None:
+            if not hasattr(local, "client"):
+                local.client = Client(
+                    fake["sid"], fake["token"], http_client=TwilioTransport(fake["url"], 30)
+                )
+            local.client.messages.create(
+                to=f"+1202555{i % 10_000:04d}", from_=fake["from"], body="x" * 120
+            )
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(send, range(count)))
+        elapsed = time.perf_counter() - started
+    return {
+        "messages": count,
+        "threads": threads,
+        "seconds": round(elapsed, 2),
+        "per_second": round(count / elapsed),
+    }
 
 
 class _Stamping(MemoryChannel):
@@ -197,11 +291,11 @@ def _bulk_pending(path: Path, pending: int, due_now: int) -> None:
         )
         connection.execute(
             "INSERT INTO enrollment (id, patient_id, procedure, schedule_version, channels, "
-            "discharged_at, status, created_at, updated_at) VALUES (1, 1, 'kyphoplasty', 1, 'sms', ?, "
-            "'active', ?, ?)",
+            "discharged_at, status, created_at, updated_at) "
+            "VALUES (1, 1, 'kyphoplasty', 1, 'sms', ?, 'active', ?, ?)",
             (now, now, now),
         )
-        far = datetime(2030, 1, 1)
+        far = datetime(2030, 1, 1, tzinfo=UTC).replace(tzinfo=None)
         soon = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
         rows = (
             (1, "no-heavy-lifting", i, "sms", at, at, at + timedelta(days=1), "pending", 0, at)
@@ -218,6 +312,8 @@ def _bulk_pending(path: Path, pending: int, due_now: int) -> None:
 
 MEASUREMENTS = {
     "throughput_memory": throughput_memory,
+    "throughput_twilio": throughput_twilio,
+    "bare_sdk": bare_sdk,
     "lag": lag,
     "memory_pending": memory_pending,
 }
@@ -245,6 +341,9 @@ def main() -> None:
     scale = 10 if args.quick else 1
     results = {
         "throughput_memory": _in_subprocess("throughput_memory", count=20_000 // scale),
+        "throughput_twilio": _in_subprocess("throughput_twilio", count=20_000 // scale),
+        "bare_sdk_1_thread": _in_subprocess("bare_sdk", count=5_000 // scale, threads=1),
+        "bare_sdk_8_threads": _in_subprocess("bare_sdk", count=5_000 // scale, threads=8),
         "lag": _in_subprocess("lag", messages=200 // scale, spread=10.0),
         "memory_pending": _in_subprocess("memory_pending", pending=1_000_000 // scale),
     }
