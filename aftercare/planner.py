@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from aftercare.config import QuietHours
-from aftercare.schedules import Step, Timeline
+from aftercare.schedules import Repeat, Step, Timeline
 from aftercare.timeexpr import After, OnDay, When
 
 # A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
@@ -54,18 +55,63 @@ def plan(
     """
     patient_zone = zone(tz)
     discharged_at = discharged_at.astimezone(UTC)
+    local_day = discharged_at.astimezone(patient_zone).date()
     planned: list[tuple[datetime, int, PlannedMessage]] = []
     for order, step in enumerate(timeline.steps):
         wanted = [c for c in step.channels if c in channels]
         if not wanted:
             continue
-        for occurrence, at in enumerate(occurrences(step, patient_zone, discharged_at)):
-            due = defer_for_quiet_hours(at, patient_zone, quiet)
+        if _calendar_only(step):
+            times = _calendar_times(step.at, step.repeat, tz, local_day, quiet)
+        else:
+            times = tuple(
+                _with_deferral(occurrences(step, patient_zone, discharged_at), patient_zone, quiet)
+            )
+        for occurrence, (due, at) in enumerate(times):
             for channel in wanted:
                 message = PlannedMessage(step.id, occurrence, channel, due, due + step.expires, at)
                 planned.append((due, order, message))
-    planned.sort(key=lambda item: (item[0], item[1]))
+    planned.sort(key=itemgetter(0, 1))
     return [message for _, _, message in planned]
+
+
+def _calendar_only(step: Step) -> bool:
+    """Whether a step's times depend on the discharge *day* alone (not the time of day)."""
+    return isinstance(step.at, OnDay) and (
+        step.repeat is None or isinstance(step.repeat.until, OnDay)
+    )
+
+
+@lru_cache(maxsize=8192)
+def _calendar_times(
+    at: When, repeat: Repeat | None, tz: str, local_day: date, quiet: QuietHours | None
+) -> tuple[tuple[datetime, datetime], ...]:
+    """(due, planned) of a calendar step for everyone discharged on ``local_day`` in ``tz``.
+
+    A day's discharges share these, so an import of thousands of patients computes each zone's
+    wall-clock conversions once per day instead of once per patient.
+    """
+    patient_zone = zone(tz)
+    # Any instant of that local day will do: only its date is used for calendar steps.
+    noon = local_to_utc(local_day, time(12, 0), patient_zone)
+    step = Step(
+        id="",
+        at=at,
+        expires=timedelta(0),
+        channels=(),
+        sms={},
+        email_subject={},
+        email_body={},
+        repeat=repeat,
+    )
+    return tuple(_with_deferral(occurrences(step, patient_zone, noon), patient_zone, quiet))
+
+
+def _with_deferral(
+    instants: Iterator[datetime], tz: tzinfo, quiet: QuietHours | None
+) -> Iterator[tuple[datetime, datetime]]:
+    for at in instants:
+        yield defer_for_quiet_hours(at, tz, quiet), at
 
 
 def occurrences(step: Step, tz: tzinfo, discharged_at: datetime) -> Iterator[datetime]:
