@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import codecs
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare import lifecycle, views
 from aftercare.app import App
@@ -107,13 +111,22 @@ def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     discharged_at,language,channels,external_id). Bad rows are reported and skipped."""
     _check_utf8(file)
     size = file.stat().st_size
-    factory = None if dry_run else app.sessions
     show_bar = size > 256 * 1024 and not as_json
-    with click.progressbar(
-        length=size, label="importing", file=sys.stderr, hidden=not show_bar
-    ) as bar:
+    with (
+        click.progressbar(
+            length=size, label="importing", file=sys.stderr, hidden=not show_bar
+        ) as bar,
+        _sessions_for_import(app, dry_run) as sessions,
+    ):
         report = import_csv(
-            file, factory, app.catalog, app.settings, app.clock.now(), app.actor, bar.update
+            file,
+            sessions,
+            app.catalog,
+            app.settings,
+            app.clock.now(),
+            app.actor,
+            bar.update,
+            dry_run=dry_run,
         )
     result = {
         "dry_run": dry_run,
@@ -168,6 +181,26 @@ def _check_utf8(path: Path) -> None:
         raise AftercareError(f"file: cannot open {path} ({exc.strerror})") from None
 
 
+@contextmanager
+def _sessions_for_import(app: App, dry_run: bool) -> Iterator[sessionmaker[Session]]:
+    """The app's database; for a dry run against a SQLite file that does not exist yet, a
+    scratch copy instead, so that checking a file never creates (or migrates) a database."""
+    database = app.engine.url.database
+    if not (
+        dry_run and app.engine.dialect.name == "sqlite" and database and not Path(database).exists()
+    ):
+        yield app.sessions
+        return
+    with tempfile.TemporaryDirectory(prefix="aftercare-dry-run-") as folder:
+        scratch = App(
+            app.settings.with_overrides(database_url=f"sqlite:///{folder}/dry-run.db"), app.clock
+        )
+        try:
+            yield scratch.sessions
+        finally:
+            scratch.close()
+
+
 @patients_group.command("list")
 @click.option("--status", type=click.Choice([s.value for s in EnrollmentStatus]))
 @click.option("--limit", type=click.IntRange(min=1), help="Newest N only.")
@@ -204,6 +237,7 @@ def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
     )
     click.echo(f"discharged: {data['discharged_at']}, channels: {','.join(data['channels'])}\n")
     _print_messages(data["messages"])
+    _print_replies(data)
     click.echo("\nhistory:")
     print_table(
         data["history"],
@@ -213,6 +247,27 @@ def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
             ("actor", "BY"),
             ("reason", "REASON"),
             ("detail", "DETAIL"),
+        ],
+    )
+
+
+def _print_replies(data: dict[str, Any]) -> None:
+    scores = [f"{p['score']} ({p['received_at']})" for p in data["pain_scores"]]
+    click.echo(f"\npain scores: {', '.join(scores) or 'none'}")
+    click.echo("\nreplies:")
+    rows = [
+        r | {"body": views.printable(r["body"]), "handled": r["handled_at"]}
+        for r in data["replies"]
+    ]
+    print_table(
+        rows,
+        [
+            ("id", "ID"),
+            ("received_at", "RECEIVED (UTC)"),
+            ("kind", "KIND"),
+            ("urgent_reason", "URGENT"),
+            ("handled", "HANDLED"),
+            ("body", "MESSAGE"),
         ],
     )
 

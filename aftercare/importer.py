@@ -18,7 +18,6 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.config import Settings
-from aftercare.db import transaction
 from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, enroll_many, parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.schedules import Catalog
@@ -42,46 +41,53 @@ Progress = Callable[[int], None]
 
 def import_csv(
     path: Path,
-    factory: sessionmaker[Session] | None,
+    factory: sessionmaker[Session],
     catalog: Catalog,
     settings: Settings,
     now: datetime,
     actor: str,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Import ``path``; ``factory=None`` is a dry run (validate only, no database)."""
+    """Import ``path``: each batch of good rows in its own transaction.
+
+    A dry run goes through exactly the same enrollment code (so it knows which rows are
+    already enrolled and how many messages would be planned) inside one transaction that is
+    rolled back at the end: nothing is written.
+    """
     report = ImportReport()
-    batch: list[EnrollmentRequest] = []
-    for line, row in _rows(path, progress):
-        report.rows += 1
-        try:
-            if isinstance(row, InputError):
-                raise row
-            batch.append(parse_request(row, catalog, now))
-        except InputError as exc:
-            report.bad.append((line, str(exc)))
-        if len(batch) >= BATCH_SIZE:
-            _write(batch, factory, settings, now, actor, report)
-            batch = []
-    _write(batch, factory, settings, now, actor, report)
+    with factory() as session:
+        batch: list[EnrollmentRequest] = []
+        for line, row in _rows(path, progress):
+            report.rows += 1
+            try:
+                if isinstance(row, InputError):
+                    raise row
+                batch.append(parse_request(row, catalog, now))
+            except InputError as exc:
+                report.bad.append((line, str(exc)))
+            if len(batch) >= BATCH_SIZE:
+                _write(session, batch, settings, now, actor, report, dry_run)
+                batch = []
+        _write(session, batch, settings, now, actor, report, dry_run)
+        session.rollback()  # a dry run's one transaction; nothing is open otherwise
     return report
 
 
 def _write(
+    session: Session,
     batch: list[EnrollmentRequest],
-    factory: sessionmaker[Session] | None,
     settings: Settings,
     now: datetime,
     actor: str,
     report: ImportReport,
+    dry_run: bool,
 ) -> None:
     if not batch:
         return
-    if factory is None:
-        report.enrolled += len(batch)
-        return
-    with transaction(factory) as session:
-        results = enroll_many(session, batch, settings, now, actor)
+    results = enroll_many(session, batch, settings, now, actor)
+    if not dry_run:
+        session.commit()
     for result in results:
         if result.created:
             report.enrolled += 1
@@ -104,10 +110,11 @@ def _rows(
         reader = csv.reader(text)
         try:
             header = _header(next(reader, None))
+            start = reader.line_num + 1  # a record may span lines: report where it starts
             for record in reader:
-                if not any(cell.strip() for cell in record):
-                    continue
-                yield reader.line_num, _row(header, record, reader.line_num)
+                if any(cell.strip() for cell in record):
+                    yield start, _row(header, record, start)
+                start = reader.line_num + 1
         except UnicodeDecodeError:
             raise AftercareError(f"file: line {reader.line_num + 1} is not UTF-8 text") from None
         except csv.Error as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aftercare.lifecycle import get_enrollment
-from aftercare.models import Enrollment, Event, Message, Patient
+from aftercare.models import Enrollment, Event, Message, Patient, Reply, ReplyKind
 from aftercare.planner import PlannedMessage, zone
 
 
@@ -117,7 +118,48 @@ def show_enrollment(session: Session, enrollment_id: int) -> dict[str, Any]:
     summary["message_counts"] = summary.pop("messages")
     summary["messages"] = messages
     summary["history"] = [event_view(e) for e in events]
+    replies = session.scalars(
+        select(Reply)
+        .where(Reply.enrollment_id == enrollment_id)
+        .order_by(Reply.received_at, Reply.id)
+    ).all()
+    summary["pain_scores"] = [
+        {"score": r.pain_score, "received_at": iso(r.received_at)}
+        for r in replies
+        if r.kind == ReplyKind.PAIN
+    ]
+    summary["replies"] = [reply_view(r) for r in replies]
     return summary
+
+
+def reply_view(reply: Reply) -> dict[str, Any]:
+    """A patient's reply; the body verbatim (JSON escapes it, tables show it as text)."""
+    return {
+        "id": reply.id,
+        "received_at": iso(reply.received_at),
+        "kind": reply.kind,
+        "body": reply.body,
+        "urgent": reply.urgent,
+        "urgent_reason": reply.urgent_reason,
+        "pain_score": reply.pain_score,
+        "handled_at": iso(reply.handled_at),
+        "handled_by": reply.handled_by,
+    }
+
+
+# Control characters (a patient's text could carry an escape sequence) and bidirectional
+# overrides would act on the terminal instead of being read; tables show them as \x.. codes.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text as it was written, but harmless on a terminal (for tables, not JSON)."""
+    return _UNPRINTABLE.sub(_code, text)
+
+
+def _code(match: re.Match[str]) -> str:
+    point = ord(match.group())
+    return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}"
 
 
 def event_view(event: Event) -> dict[str, Any]:

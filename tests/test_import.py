@@ -138,11 +138,6 @@ def test_line_numbers_count_the_lines_of_quoted_multi_line_fields_and_blank_line
     assert names(app) == {"Ana Maria"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importer.py reports a bad multi-line record at its last line (csv line_num after "
-    "reading it), not the line where the record starts",
-)
 def test_a_bad_multi_line_record_is_reported_at_the_line_where_it_starts(
     run: CliRun, csv_file: Callable[..., Path]
 ) -> None:
@@ -192,11 +187,6 @@ def test_a_dry_run_does_not_create_a_new_sqlite_database(
     assert not database.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importer.py's dry run never looks at the database: rows already enrolled are "
-    "reported as 'would enroll' and no message count is given",
-)
 def test_a_dry_run_of_a_file_already_imported_says_the_rows_are_already_enrolled(
     run: CliRun, csv_file: Callable[..., Path]
 ) -> None:

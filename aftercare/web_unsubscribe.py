@@ -1,0 +1,70 @@
+"""One-click email unsubscribe (RFC 8058): GET shows a confirmation page with a button, POST
+unsubscribes. No cookies, no login: the signed token is the whole authorisation. An invalid token
+answers 404 and says nothing about why."""
+
+from __future__ import annotations
+
+from html import escape
+
+from werkzeug.wrappers import Request, Response
+
+from aftercare.claims import suppress_address
+from aftercare.db import transaction
+from aftercare.lifecycle import record
+from aftercare.models import Patient
+from aftercare.tokens import read_token
+from aftercare.web import Web, _plain, route
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;
+line-height:1.5}}button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+
+
+@route("unsubscribe")
+def unsubscribe(web: Web, request: Request, token: str) -> Response:
+    secret = web.app.settings.secret_key
+    found = read_token(secret, token) if secret else None
+    if found is None:
+        return _plain(404, "Not Found")
+    clinic = escape(web.app.settings.clinic_name)
+    if request.method == "GET":
+        body = (
+            f"<p>Stop the aftercare reminder emails from {clinic}?</p>"
+            '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        return _html("Unsubscribe", body)
+    now = web.app.clock.now()
+    with transaction(web.app.sessions) as session:
+        patient = session.get(Patient, found.patient_id)
+        if patient is not None and patient.email and found.channel == "email":
+            count = suppress_address(
+                session, "email", patient.email, "unsubscribe link", "patient", now
+            )
+            record(
+                session,
+                "opted_out",
+                "patient",
+                now,
+                reason="email unsubscribe link",
+                detail={"channel": "email", "patient_id": patient.id, "messages": count},
+            )
+    body = (
+        f"<p>You will get no more reminder emails from {clinic}.</p>"
+        "<p>Text messages are separate: reply STOP to a text to stop those too.</p>"
+    )
+    return _html("You are unsubscribed", body)
+
+
+def _html(title: str, body: str) -> Response:
+    response = Response(_PAGE.format(title=escape(title), body=body), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    )
+    return response
