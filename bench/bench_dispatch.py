@@ -35,6 +35,7 @@ from aftercare.daemon import Daemon
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Message
+from bench.common import machine, write_section
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 ZONES = ("America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/Madrid", "UTC")
@@ -334,9 +335,62 @@ def _in_subprocess(name: str, **kwargs: Any) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def table(r: dict[str, Any]) -> str:
+    def met(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    mem, http, lag_ = r["throughput_memory"], r["throughput_twilio"], r["lag"]
+    bare1, bare8, rss = r["bare_sdk_1_thread"], r["bare_sdk_8_threads"], r["memory_pending"]
+    ceiling = max(bare1["per_second"], bare8["per_second"])
+    rows = [
+        (
+            "due messages claimed, sent, recorded: in-memory channel, SQLite",
+            f"{mem['messages']:,} in {mem['seconds']} s = **{mem['per_second']:,}/s**",
+            "≥ 2,000/s",
+            met(mem["per_second"] >= 2000),
+        ),
+        (
+            "the same through the fake Twilio API over HTTP (real SDK, 8 senders, keep-alive)",
+            f"{http['messages']:,} in {http['seconds']} s = **{http['per_second']:,}/s**",
+            "≥ 600/s",
+            met(http["per_second"] >= 600),
+        ),
+        (
+            "bare SDK in a loop against the same fake, no database (1 thread)",
+            f"{bare1['per_second']:,}/s",
+            "ceiling",
+            "",
+        ),
+        ("bare SDK, 8 threads", f"{bare8['per_second']:,}/s", "ceiling", ""),
+        ("aftercare over HTTP ÷ bare-SDK ceiling", f"{http['per_second'] / ceiling:.2f}", "", ""),
+        (
+            "lag from due time to send, daemon idle (p50 / p99 / max)",
+            f"{lag_['p50_ms']} / **{lag_['p99_ms']}** / {lag_['max_ms']} ms "
+            f"({lag_['messages']} messages)",
+            "p99 < 1 s",
+            met(lag_["p99_ms"] < 1000),
+        ),
+        (
+            f"`run --once` peak RSS, {rss['pending']:,} pending rows ({rss['output']})",
+            f"**{rss['peak_rss_mb']} MB**",
+            "< 150 MB",
+            met(rss["peak_rss_mb"] < 150),
+        ),
+    ]
+    lines = [
+        f"Measured {machine()}.",
+        "",
+        "| measurement | result | target | |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--no-readme", action="store_true", help="print the table only")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     results = {
@@ -347,7 +401,10 @@ def main() -> None:
         "lag": _in_subprocess("lag", messages=200 // scale, spread=10.0),
         "memory_pending": _in_subprocess("memory_pending", pending=1_000_000 // scale),
     }
-    print(json.dumps(results, indent=2))
+    section = table(results)
+    print(section)
+    if not (args.quick or args.no_readme):
+        write_section("dispatch", section)
 
 
 if __name__ == "__main__":

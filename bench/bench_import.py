@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import sqlite3
@@ -32,11 +31,10 @@ from aftercare import db
 from aftercare.config import Settings
 from aftercare.importer import import_csv
 from aftercare.schedules import Catalog
+from bench.common import cpu_model, write_section
 from bench.generate import NOW, write_file
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "bench" / "README.md"
-START, END = "<!-- import-results:start -->", "<!-- import-results:end -->"
 # The tables an import writes, parents first (the floor writes them in this order).
 TABLES = ("patient", "enrollment", "message", "event")
 
@@ -260,30 +258,15 @@ def _machine(results: Results) -> str:
     import sqlalchemy
 
     return (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_cpu_model()}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu_model()}, "
         f"{os.cpu_count()} cores; Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}. "
         f"Best and median of {results.repeats} runs, each in a fresh process."
     )
 
 
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown CPU"
-
-
-def write_readme(section: str, path: Path = README) -> None:
-    """Replace what is between the markers; the rest of the file is left as it is."""
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{path} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{section}\n{END}{tail}", encoding="utf-8")
+def write_readme(section: str) -> None:
+    write_section("import", section)
 
 
 def profile(patients: int) -> None:
