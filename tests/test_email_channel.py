@@ -15,7 +15,8 @@ import pytest
 
 from aftercare import ics
 from aftercare.channels.base import Attachment, ChannelError, Outgoing
-from aftercare.channels.email import EmailChannel, html_page, parse_smtp_url
+from aftercare.channels.email import EmailChannel, parse_smtp_url
+from aftercare.channels.email_message import html_page
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
 from tests.fakes.smtp import FakeSmtpServer
