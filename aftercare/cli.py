@@ -321,4 +321,14 @@ def main() -> None:
 
 
 # The other command modules register themselves on ``cli`` when imported.
-from aftercare import cli_audit, cli_inbox, cli_patients, cli_run, cli_serve, demo  # noqa: E402, F401
+from aftercare import (  # noqa: E402, F401
+    cli_audit,
+    cli_doctor,
+    cli_inbox,
+    cli_patients,
+    cli_purge,
+    cli_run,
+    cli_serve,
+    cli_stats,
+    demo,
+)

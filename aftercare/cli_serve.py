@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aftercare import logs
+from aftercare import logs, staff_alerts
 from aftercare.app import App
 from aftercare.cli import cli, pass_app
 
@@ -26,11 +26,14 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
         f"serving on http://{host}:{port} (public URL: {app.settings.public_url or 'not set'})",
         err=True,
     )
-    waitress.serve(
-        create_app(app),
-        host=host,
-        port=port,
-        threads=threads,
-        ident="aftercare",
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        waitress.serve(
+            create_app(app),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="aftercare",
+            clear_untrusted_proxy_headers=True,
+        )
+    finally:
+        staff_alerts.wait_for_staff_emails()  # urgent replies still being emailed to staff

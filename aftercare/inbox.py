@@ -4,26 +4,22 @@
 it means (``replies.classify``), applies an opt-out or opt-in, records the events and chooses the
 answer; the answer's name goes into the "replied" event, so the same MessageSid delivered again is
 answered the same without being stored twice. Urgent replies are emailed to staff after the
-commit, on a thread of their own: an SMTP relay that hangs must not hold the webhook past Twilio's
-15 s timeout, and a failure to email never loses the reply (it is in ``aftercare inbox``).
+commit (``staff_alerts``).
 Logs carry ids, kinds and codes only: never the number, the name or the body.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aftercare.app import App
-from aftercare.channels.base import ChannelError, Outgoing
-from aftercare.channels.email import EmailChannel
 from aftercare.claims import suppress_address
 from aftercare.config import Settings
 from aftercare.db import transaction
@@ -40,6 +36,7 @@ from aftercare.models import (
     Suppression,
 )
 from aftercare.replies import Classification, classify, pain_urgency
+from aftercare.staff_alerts import notify_staff
 
 log = logging.getLogger("aftercare.inbox")
 
@@ -349,91 +346,3 @@ def mark_handled(session: Session, reply_id: int, actor: str, now: datetime) -> 
     reply.handled_at, reply.handled_by = now, actor
     record(session, "reply_handled", actor, now, reply.enrollment_id, detail={"reply_id": reply_id})
     return True
-
-
-_pending: set[threading.Thread] = set()
-_pending_lock = threading.Lock()
-
-
-def notify_staff(app: App, reply_id: int) -> None:
-    """Email an urgent reply to AFTERCARE_STAFF_EMAIL (when it and SMTP are set), in the
-    background; the outcome is recorded as a "staff_notified" or "staff_email_failed" event."""
-    settings = app.settings
-    if not (settings.staff_email and settings.smtp_url and settings.email_from):
-        return
-    thread = threading.Thread(target=_email_staff, args=(app, reply_id), name="staff-email")
-    with _pending_lock:
-        _pending.add(thread)
-    thread.start()
-
-
-def wait_for_staff_emails(timeout: float = 30.0) -> None:
-    """Block until the staff emails under way are sent or failed (shutdown, tests)."""
-    with _pending_lock:
-        threads = list(_pending)
-    for thread in threads:
-        thread.join(timeout)
-
-
-def staff_email(session: Session, reply_id: int, settings: Settings) -> Outgoing:
-    reply = session.get(Reply, reply_id)
-    if reply is None or not settings.staff_email:
-        raise LookupError("no such reply or no staff email")
-    patient = session.get(Patient, reply.patient_id) if reply.patient_id else None
-    who = (
-        f"patient {patient.first_name}, enrollment {reply.enrollment_id}"
-        if patient
-        else f"an unknown number ({reply.from_number})"
-    )
-    text = (
-        f"Urgent reply from {who}: {reply.body}\n\n"
-        f"Why it is urgent: {reply.urgent_reason}\n"
-        f"Received: {reply.received_at:%Y-%m-%d %H:%M} UTC\n\n"
-        "See all replies with 'aftercare inbox'; "
-        f"once dealt with: 'aftercare inbox done {reply.id}'."
-    )
-    return Outgoing(
-        # Negative: outbox rows are positive, so the Message-ID never collides with one.
-        message_id=-reply.id,
-        channel="email",
-        to=settings.staff_email,
-        text=text,
-        language="en",
-        # The subject shows on lock screens: no name, no symptom.
-        subject=f"Urgent patient reply #{reply.id}",
-    )
-
-
-def _email_staff(app: App, reply_id: int) -> None:
-    try:
-        failure: str | None = None
-        try:
-            with app.sessions() as session:
-                outgoing = staff_email(session, reply_id, app.settings)
-            channel = EmailChannel(app.settings)
-            try:
-                channel.send(outgoing)
-            finally:
-                channel.close()
-        except (ChannelError, AftercareError) as exc:  # their texts never hold addresses
-            failure = str(exc)
-        except Exception as exc:
-            failure = type(exc).__name__
-        _record_notification(app, reply_id, failure)
-    finally:
-        with _pending_lock:
-            _pending.discard(threading.current_thread())
-
-
-def _record_notification(app: App, reply_id: int, failure: str | None) -> None:
-    if failure:
-        log.warning("staff email for reply id=%s failed: %s", reply_id, failure)
-    kind = "staff_email_failed" if failure else "staff_notified"
-    try:
-        with transaction(app.sessions) as session:
-            enrollment_id = session.scalar(select(Reply.enrollment_id).where(Reply.id == reply_id))
-            detail = {"reply_id": reply_id, "channel": "email"}
-            now = app.clock.now()
-            record(session, kind, "aftercare", now, enrollment_id, reason=failure, detail=detail)
-    except SQLAlchemyError as exc:
-        log.error("cannot record %s for reply id=%s: %s", kind, reply_id, type(exc).__name__)

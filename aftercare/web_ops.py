@@ -9,7 +9,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request, Response
 
-from aftercare.models import Message, MessageStatus, Reply, Worker
+from aftercare import stats
+from aftercare.models import Worker
 from aftercare.web import Web, route
 
 # /healthz fails when no dispatcher has ticked for this long (the daemon ticks at least every
@@ -59,24 +60,11 @@ def render_metrics(web: Web) -> str:
     now = web.app.clock.now()
     lines: list[str] = []
     with web.app.sessions() as session:
-        by_status = session.execute(
-            select(Message.status, Message.channel, func.count()).group_by(
-                Message.status, Message.channel
-            )
-        ).all()
-        due = select(func.count(), func.min(Message.next_attempt_at)).where(
-            Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now
-        )
-        backlog, oldest_due = session.execute(due).one()
-        errors = session.execute(
-            select(Message.error_code, func.count())
-            .where(Message.error_code.is_not(None))
-            .group_by(Message.error_code)
-        ).all()
+        by_status = stats.messages_by_status(session)
+        due = stats.backlog(session, now)
+        errors = stats.provider_errors(session)
         last_tick = session.scalar(select(func.max(Worker.last_tick_at)))
-        replies = session.execute(
-            select(Reply.kind, Reply.urgent, func.count()).group_by(Reply.kind, Reply.urgent)
-        ).all()
+        replies = stats.replies_by_kind(session)
     _metric(
         lines,
         "aftercare_messages",
@@ -89,9 +77,9 @@ def render_metrics(web: Web) -> str:
         "aftercare_backlog_messages",
         "gauge",
         "Pending messages already due.",
-        [({}, backlog)],
+        [({}, due.due)],
     )
-    lag = (now - oldest_due).total_seconds() if oldest_due else 0.0
+    lag = due.lag_seconds(now)
     _metric(
         lines,
         "aftercare_dispatch_lag_seconds",
