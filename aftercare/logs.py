@@ -32,9 +32,11 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every job run at INFO; one line a tick drowns what matters.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Their DEBUG/INFO lines carry request URLs and bodies with phone numbers in them.
-    for name in ("urllib3", "twilio", "twilio.http_client"):
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Hold chatty libraries at WARNING: APScheduler logs every job run at INFO, and the HTTP
+    clients' DEBUG/INFO lines carry request URLs and bodies with phone numbers in them."""
+    for name in ("apscheduler", "alembic", "urllib3", "twilio", "twilio.http_client"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -44,4 +44,4 @@ def test_added_columns_are_nullable_or_defaulted(path: Path) -> None:
             nullable = keywords.get("nullable")
             assert "server_default" in keywords or not (
                 isinstance(nullable, ast.Constant) and nullable.value is False
-            ), f"{path.name}: a NOT NULL column without a server default breaks old daemons' inserts"
+            ), f"{path.name}: a NOT NULL column without a default breaks old daemons' inserts"
