@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import (
@@ -112,7 +112,11 @@ def claim_due(
             Message.expires_at > now,
             Message.channel.in_(list(channels)),
         )
-        .order_by(Message.next_attempt_at, Message.id)
+        # Only by due time, which the (status, next_attempt_at) index yields in order, so the
+        # scan stops after ``limit`` rows. A tie-break on id would make PostgreSQL sort every
+        # due row for every batch: a backlog (an outage, a day's enrollments due at the same
+        # local 09:00) cost each claim a sort of the whole backlog, 57 ms at 50,000 rows.
+        .order_by(Message.next_attempt_at)
         .limit(limit),
     )
     ids = session.scalars(due).all()
@@ -136,13 +140,19 @@ def claim_stale(
     stale_before: datetime,
     limit: int,
 ) -> list[Claim]:
-    """Take over ``sending`` rows whose claimer vanished (crashed mid-send) for reconciliation."""
+    """Take over ``sending`` rows whose claimer vanished (crashed mid-send) for reconciliation.
+
+    Also ``worker``'s own: a dispatcher runs one pass at a time, so between passes none of its
+    claims is in flight, and a row still ``sending`` under its name was left by a pass that
+    failed: the connection dropped as the claim committed (the claimer never learnt it owned
+    the rows) or recording gave up. Waiting out the lease would hold them back for nothing.
+    """
     query = _lock(
         session,
         select(Message.id, Message.claimed_at)
         .where(
             Message.status == MessageStatus.SENDING,
-            Message.claimed_at < stale_before,
+            or_(Message.claimed_at < stale_before, Message.claimed_by == worker),
             Message.channel.in_(list(channels)),
         )
         .order_by(Message.claimed_at, Message.id)

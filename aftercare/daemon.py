@@ -21,9 +21,10 @@ from typing import IO
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from aftercare.db import transaction
-from aftercare.dispatch import Dispatcher
+from aftercare.dispatch import Dispatcher, first_line
 from aftercare.errors import AftercareError
 from aftercare.models import Message, MessageStatus, Worker
 
@@ -40,6 +41,11 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.started_at = dispatcher.clock.now()
         self.last_tick: datetime | None = None
+        # APScheduler 3's shutdown(wait=True) holds the job store lock while it waits for the
+        # running tick, and modify_job needs that lock: a tick that re-plans its wake-up once
+        # stop() has begun deadlocks the daemon on SIGTERM. Re-planning and stopping take
+        # turns under this lock, so a tick never calls modify_job after stop() began.
+        self._replanning = threading.Lock()
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             # Never skip a run because the process was busy or asleep: a late tick still sends.
@@ -72,7 +78,8 @@ class Daemon:
         self._scheduler.start(paused=paused)
 
     def stop(self) -> None:
-        self.stop_requested.set()
+        with self._replanning:
+            self.stop_requested.set()
         self.dispatcher.stopping.set()
         self._scheduler.shutdown(wait=True)
         self.dispatcher.close()
@@ -88,10 +95,16 @@ class Daemon:
         """One run of the dispatch job: settle crashed sends, send what is due, plan the wake-up."""
         try:
             tally = catch_up(self.dispatcher, self.started_at, self.single)
-        except Exception:  # the database went away, say; the next tick tries again
+        except OperationalError as exc:
+            # The database went away (restart, failover, killed connection): one line, no
+            # traceback, whose SQL parameters could hold phone numbers. The next tick retries.
+            log.warning("dispatch tick failed, database unavailable (%s)", first_line(exc))
+            tally = Counter()
+        except Exception:  # a bug; the next tick tries again
             log.exception("dispatch tick failed")
             tally = Counter()
         self.last_tick = self.dispatcher.clock.now()
+        tally = +tally  # drop zero counts: an idle tick logs nothing
         if tally:
             log.info("dispatched %s", " ".join(f"{k}={v}" for k, v in sorted(tally.items())))
         if not self.stop_requested.is_set():
@@ -103,12 +116,17 @@ class Daemon:
         wake = now + timedelta(seconds=self.poll)
         try:
             due = next_due(self.dispatcher)
+        except OperationalError as exc:
+            log.warning("could not read the next due time (%s)", first_line(exc))
+            due = None
         except Exception:
             log.exception("could not read the next due time")
             due = None
         if due is not None:
             wake = max(now, min(wake, due))
-        self._scheduler.modify_job("dispatch", next_run_time=wake)
+        with self._replanning:
+            if not self.stop_requested.is_set():
+                self._scheduler.modify_job("dispatch", next_run_time=wake)
 
 
 def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Counter[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, insert, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.channels.base import ChannelError, Receipt
@@ -79,6 +79,27 @@ def record_results(
         suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)
+
+
+def still_claimed(session: Session, results: Sequence[Result], worker: str) -> list[Result]:
+    """The results whose rows are still ``sending`` under ``worker``'s claim: not recorded yet.
+
+    For a retry of :func:`record_results` after the connection dropped, perhaps after the
+    server committed the first try; without it the retry would add the events a second time.
+    """
+    ids = [result.claim.id for result in results]
+    if not ids:
+        return []
+    ours = set(
+        session.scalars(
+            select(Message.id).where(
+                Message.id.in_(ids),
+                Message.status == MessageStatus.SENDING,
+                Message.claimed_by == worker,
+            )
+        )
+    )
+    return [result for result in results if result.claim.id in ours]
 
 
 def _outcome(
