@@ -222,7 +222,7 @@ class Dispatcher:
             subject=rendered.subject,
             language=claim.language,
             timezone=claim.timezone,
-            status_callback=self._status_callback() if claim.channel == "sms" else None,
+            status_callback=self._status_callback(claim.id) if claim.channel == "sms" else None,
             unsubscribe_url=self._unsubscribe_url(claim),
             attachments=attachments,
             first_attempt_at=claim.previous_claim_at or claim.due_at,
@@ -257,9 +257,11 @@ class Dispatcher:
         )
         return (ics.attachment(data),)
 
-    def _status_callback(self) -> str | None:
+    def _status_callback(self, message_id: int) -> str | None:
+        # Our id in the URL (which Twilio signs) lets a receipt that beats the recording of
+        # the SID find its message: see aftercare.receipts.
         base = self.settings.public_url
-        return f"{base}/webhooks/twilio/status" if base else None
+        return f"{base}/webhooks/twilio/status?message={message_id}" if base else None
 
     def _unsubscribe_url(self, claim: claims.Claim) -> str | None:
         base, secret = self.settings.public_url, self.settings.secret_key

@@ -214,6 +214,21 @@ class Reply(Base):
     handled_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class EarlyReceipt(Base):
+    """A delivery receipt that arrived before the dispatcher recorded its message's SID
+    (Twilio answered, then reported on the text, while the rest of the batch was sending).
+    Applied and deleted when the SID is recorded."""
+
+    __tablename__ = "early_receipt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    twilio_status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Worker(Base):
     """A running daemon's heartbeat: /healthz and metrics read when it last dispatched."""
 

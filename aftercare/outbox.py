@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from aftercare import receipts
 from aftercare.channels.base import ChannelError, Receipt
 from aftercare.claims import Claim, suppress_address
 from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus
@@ -77,6 +78,7 @@ def record_results(
         session.execute(insert(Event), events)
     for phone in opt_outs:
         suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
+    receipts.apply_parked(session, [r.claim.id for r in results if r.receipt is not None], now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)
 

@@ -1,15 +1,23 @@
-"""Delivery receipts (Twilio status callbacks): they only ever move a message forward."""
+"""Delivery receipts (Twilio status callbacks): they only ever move a message forward.
+
+A receipt names the message by Twilio's SID, which the dispatcher records with the rest of its
+batch once every send in the batch has returned. Twilio can report on a text before that (a
+landline is known within a second), so the status callback URL also carries our message id: a
+receipt for a message still ``sending`` without a SID is parked, and applied when the dispatcher
+records the SID (:func:`apply_parked`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.claims import suppress_address
-from aftercare.lifecycle import record
-from aftercare.models import Enrollment, Message, MessageStatus, Patient
+from aftercare.models import EarlyReceipt, Enrollment, Event, Message, MessageStatus, Patient
 
 # How far along each status is; a callback never moves a message to a lower rank, and a
 # message at the last rank (delivered, undelivered, failed) stays where it is.
@@ -35,41 +43,128 @@ SUPPRESSING_CODES = {
     "30005": "unknown destination (30005)",
     "30006": "landline or unreachable (30006)",
 }
+PARKED = "parked"
+
+_message = Message.__table__
+_event = Event.__table__
+assert isinstance(_message, Table)
+assert isinstance(_event, Table)
+
+
+def _forward_statement(new: MessageStatus) -> Any:
+    """The forward-only rule in the WHERE of one UPDATE: atomic under concurrent callbacks
+    (on PostgreSQL too, without a read first), and built once, not for every callback."""
+    below = [status for status, rank in _RANK.items() if rank < _RANK[new]]
+    return (
+        update(_message)
+        .where(_message.c.provider_id == bindparam("sid"), _message.c.status.in_(below))
+        .values(
+            status=new,
+            updated_at=bindparam("now", type_=_message.c.updated_at.type),
+            # A receipt without a code keeps the code an earlier receipt gave.
+            error_code=func.coalesce(
+                bindparam("code", type_=_message.c.error_code.type), _message.c.error_code
+            ),
+        )
+        .returning(_message.c.id, _message.c.enrollment_id)
+    )
+
+
+_FORWARD = {status: _forward_statement(status) for status in set(_TWILIO.values())}
+_IN_FLIGHT = (
+    select(_message.c.id)
+    .where(
+        _message.c.id == bindparam("id"),
+        _message.c.status == MessageStatus.SENDING,
+        _message.c.provider_id.is_(None),
+    )
+    .with_for_update()
+)
 
 
 def apply_status(
-    session: Session, sid: str, twilio_status: str, error_code: str | None, now: datetime
+    session: Session,
+    sid: str,
+    twilio_status: str,
+    error_code: str | None,
+    now: datetime,
+    message_id: int | None = None,
 ) -> str | None:
-    """Apply one callback; returns the message's new status, or None if nothing changed
-    (unknown SID, a status that says nothing new, or one that would move it backwards)."""
+    """Apply one callback; returns the message's new status, :data:`PARKED` for a receipt
+    that came before the dispatcher recorded the SID, or None if nothing changed (unknown SID,
+    a status that says nothing new, or one that would move the message backwards)."""
     new = _TWILIO.get(twilio_status.strip().lower())
-    row = session.execute(
-        select(Message, Patient.phone)
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-        .where(Message.provider_id == sid)
-        .with_for_update(of=Message)
-    ).first()
-    if row is None or new is None:
+    if new is None or not sid:
         return None
-    message, phone = row
-    current = _RANK.get(MessageStatus(message.status), 0)
-    if current >= 3 or _RANK[new] <= current:
+    if _move(session, sid, new, twilio_status, error_code, now):
+        return str(new)
+    if message_id is None:
         return None
-    message.status = new
-    message.updated_at = now
-    if error_code:
-        message.error_code = error_code
-    record(
-        session,
-        str(new),
-        "provider",
-        now,
-        message.enrollment_id,
-        message.id,
-        reason=f"error {error_code}" if error_code else None,
-        detail={"twilio_status": twilio_status},
+    # On PostgreSQL this waits for a dispatcher recording this very row, then sees its SID.
+    if session.scalar(_IN_FLIGHT, {"id": message_id}) is not None:
+        session.execute(
+            insert(EarlyReceipt).values(
+                message_id=message_id,
+                provider_id=sid,
+                twilio_status=twilio_status,
+                error_code=error_code,
+                received_at=now,
+            )
+        )
+        return PARKED
+    # The dispatcher recorded the SID while we waited for the row: an ordinary receipt now.
+    return str(new) if _move(session, sid, new, twilio_status, error_code, now) else None
+
+
+def apply_parked(session: Session, message_ids: Collection[int], now: datetime) -> int:
+    """Apply the receipts that arrived for these messages before their SIDs were recorded (call
+    it in the transaction that records them); returns how many changed a message."""
+    if not message_ids:
+        return 0
+    parked = session.scalars(
+        select(EarlyReceipt)
+        .where(EarlyReceipt.message_id.in_(list(message_ids)))
+        .order_by(EarlyReceipt.id)
+    ).all()
+    if not parked:
+        return 0
+    applied = sum(
+        apply_status(session, r.provider_id, r.twilio_status, r.error_code, now) is not None
+        for r in parked
+    )
+    session.execute(delete(EarlyReceipt).where(EarlyReceipt.id.in_([r.id for r in parked])))
+    return applied
+
+
+def _move(
+    session: Session,
+    sid: str,
+    new: MessageStatus,
+    twilio_status: str,
+    error_code: str | None,
+    now: datetime,
+) -> bool:
+    moved = session.execute(_FORWARD[new], {"sid": sid, "now": now, "code": error_code}).first()
+    if moved is None:
+        return False
+    session.execute(
+        insert(_event),
+        {
+            "at": now,
+            "kind": str(new),
+            "actor": "provider",
+            "enrollment_id": moved.enrollment_id,
+            "message_id": moved.id,
+            "reason": f"error {error_code}" if error_code else None,
+            "detail": {"twilio_status": twilio_status},
+        },
     )
     if error_code in SUPPRESSING_CODES:
-        suppress_address(session, "sms", phone, SUPPRESSING_CODES[error_code], "provider", now)
-    return str(new)
+        phone = session.scalar(
+            select(Patient.phone)
+            .join(Enrollment, Enrollment.patient_id == Patient.id)
+            .where(Enrollment.id == moved.enrollment_id)
+        )
+        if phone is not None:
+            suppress_address(session, "sms", phone, SUPPRESSING_CODES[error_code], "provider", now)
+    return True

@@ -27,6 +27,7 @@ def status(web: Web, request: Request) -> Response:
             form.get("MessageStatus", ""),
             form.get("ErrorCode") or None,
             web.app.clock.now(),
+            _message_id(request.args.get("message")),
         )
     log.info(
         "status callback sid=%s status=%s applied=%s",
@@ -35,6 +36,11 @@ def status(web: Web, request: Request) -> Response:
         changed or "no",
     )
     return Response("", status=200)
+
+
+def _message_id(raw: str | None) -> int | None:
+    """Our message id from the callback URL; anything else names no message."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 @route("inbound")

@@ -232,9 +232,9 @@ def twiml_message(response: requests.Response) -> str | None:
 
 def test_receipts_arrive_and_stop_holds_back_the_patients_next_text(world: World) -> None:
     (welcome,) = world.texts_to(ANA)
-    assert welcome.status_callback == STATUS_URL
-    assert CLINIC_PHONE in welcome.body and "Ana" in welcome.body
     (row,) = world.sms(ANA, "welcome-home")
+    assert welcome.status_callback == f"{STATUS_URL}?message={row.id}"
+    assert CLINIC_PHONE in welcome.body and "Ana" in welcome.body
     assert row.provider_id == welcome.sid
 
     world.twilio.mark_sent(welcome.sid)
@@ -299,11 +299,6 @@ def test_help_is_answered_with_the_clinic_phone_and_a_warning_sign_is_urgent(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="receipts for messages the dispatcher has not recorded yet are dropped "
-    "(receipts.apply_status finds no provider_id; outbox records a whole batch at once)",
-)
 def test_a_receipt_that_arrives_while_the_batch_is_still_sending_is_not_lost(
     database: Path, fake_twilio: FakeTwilio, reader: App
 ) -> None:
