@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -45,10 +45,8 @@ SUPPRESSING_CODES = {
 }
 PARKED = "parked"
 
-_message = Message.__table__
-_event = Event.__table__
-assert isinstance(_message, Table)
-assert isinstance(_event, Table)
+_message = cast(Table, Message.__table__)
+_event = cast(Table, Event.__table__)
 
 
 def _forward_statement(new: MessageStatus) -> Any:
