@@ -16,7 +16,7 @@ from aftercare.app import App
 from aftercare.channels.base import Channel
 from aftercare.channels.registry import console_channels, missing_settings, provider_channels
 from aftercare.cli import cli, pass_app
-from aftercare.daemon import Daemon, catch_up, sqlite_dispatch_lock
+from aftercare.daemon import Daemon, catch_up, say_stopped, sqlite_dispatch_lock
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.errors import AftercareError
 from aftercare.models import Message, MessageStatus
@@ -64,9 +64,11 @@ def run(app: App, once: bool, dry_run: bool, poll: float, senders: int) -> None:
             DispatchOptions(senders=senders),
         )
         if once:
+            started_at = app.clock.now()
             try:
-                tally = catch_up(dispatcher, app.clock.now(), single)
+                tally = catch_up(dispatcher, started_at, single)
             finally:
+                say_stopped(dispatcher, started_at)
                 dispatcher.close()
             click.echo(_summary(tally))
             return

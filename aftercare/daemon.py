@@ -82,6 +82,7 @@ class Daemon:
             self.stop_requested.set()
         self.dispatcher.stopping.set()
         self._scheduler.shutdown(wait=True)
+        say_stopped(self.dispatcher, self.started_at)
         self.dispatcher.close()
 
     def next_run_time(self) -> datetime | None:
@@ -156,6 +157,15 @@ def heartbeat(dispatcher: Dispatcher, started_at: datetime, stopped: bool = Fals
         worker.last_tick_at = now
         if stopped:
             worker.stopped_at = now
+
+
+def say_stopped(dispatcher: Dispatcher, started_at: datetime) -> None:
+    """Record a clean exit, so `aftercare stats` shows this dispatcher stopped, not silent.
+    Best effort: a database that is down now must not turn a clean stop into a crash."""
+    try:
+        heartbeat(dispatcher, started_at, stopped=True)
+    except OperationalError as exc:
+        log.warning("could not record the stop (%s)", first_line(exc))
 
 
 def next_due(dispatcher: Dispatcher) -> datetime | None:

@@ -21,7 +21,7 @@ from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import Daemon
 from aftercare.dispatch import Dispatcher
-from aftercare.models import Message
+from aftercare.models import Message, Worker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,3 +143,13 @@ def test_the_real_daemon_catches_up_refuses_a_second_and_stops_on_sigterm(tmp_pa
     assert first.returncode == 0, err
     assert "Welcome home, Ana" in out
     assert "daemon stopped" in err
+    assert _dispatchers_stopped(path) == [True]  # `aftercare stats` shows it stopped
+
+
+def _dispatchers_stopped(path: Path) -> list[bool]:
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            return [at is not None for at in connection.scalars(select(Worker.stopped_at))]
+    finally:
+        engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from aftercare.models import Message
@@ -39,3 +41,13 @@ def test_a_channel_without_settings_waits_and_is_named_at_start(run, app, enroll
     ]
     assert _statuses(app, "sms") == {"pending"}
     assert _statuses(app, "email") == {"sent"}
+
+
+def test_a_pass_with_once_is_listed_as_a_stopped_dispatcher(run, app, enroll_args, smtp_server):
+    app.settings = app.settings.with_overrides(
+        smtp_url=smtp_server.url, email_from="care@example.org"
+    )
+    run(*enroll_args(**{"discharged-at": "2026-11-23T08:00-06:00"}))
+    assert run("run", "--once").exit_code == 0
+    (dispatcher,) = json.loads(run("stats", "--json").stdout)["dispatchers"]
+    assert dispatcher["stopped"] is True
