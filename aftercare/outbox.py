@@ -78,7 +78,9 @@ def record_results(
         session.execute(insert(Event), events)
     for phone in opt_outs:
         suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
-    receipts.apply_parked(session, [r.claim.id for r in results if r.receipt is not None], now)
+    # Twilio may have reported on a text before we knew its SID (see aftercare.receipts).
+    texts = [r.claim.id for r in results if r.receipt is not None and r.claim.channel == "sms"]
+    receipts.apply_parked(session, texts, now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)
 
