@@ -17,6 +17,7 @@ from aftercare.channels.base import Channel
 from aftercare.channels.registry import console_channels, missing_settings, provider_channels
 from aftercare.cli import cli, pass_app
 from aftercare.daemon import Daemon, catch_up, say_stopped, sqlite_dispatch_lock
+from aftercare.daemon_metrics import MetricsServer
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.errors import AftercareError
 from aftercare.models import Message, MessageStatus
@@ -43,8 +44,22 @@ from aftercare.models import Message, MessageStatus
     show_default=True,
     help="Concurrent provider calls.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve this daemon's /metrics and /healthz on this port (0: any free port).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @pass_app
-def run(app: App, once: bool, dry_run: bool, poll: float, senders: int) -> None:
+def run(
+    app: App,
+    once: bool,
+    dry_run: bool,
+    poll: float,
+    senders: int,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Send reminders when they are due: the daemon."""
     logs.configure(app.settings.log_format)
     sessions = app.sessions
@@ -72,7 +87,19 @@ def run(app: App, once: bool, dry_run: bool, poll: float, senders: int) -> None:
                 dispatcher.close()
             click.echo(_summary(tally))
             return
-        Daemon(dispatcher, poll=poll, single=single).run()
+        daemon = Daemon(dispatcher, poll=poll, single=single)
+        if metrics_port is not None:
+            stack.enter_context(_metrics_server(daemon, metrics_host, metrics_port))
+        daemon.run()
+
+
+def _metrics_server(daemon: Daemon, host: str, port: int) -> MetricsServer:
+    try:
+        return MetricsServer(daemon, host, port)
+    except OSError as exc:
+        raise AftercareError(
+            f"--metrics-port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from None
 
 
 def _channels(app: App, dry_run: bool) -> dict[str, Channel]:

@@ -41,6 +41,10 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.started_at = dispatcher.clock.now()
         self.last_tick: datetime | None = None
+        # This process's own counts since it started, for its /metrics (aftercare.daemon_metrics).
+        self.ticks = 0
+        self.failed_ticks = 0
+        self.outcomes: Counter[str] = Counter()
         # APScheduler 3's shutdown(wait=True) holds the job store lock while it waits for the
         # running tick, and modify_job needs that lock: a tick that re-plans its wake-up once
         # stop() has begun deadlocks the daemon on SIGTERM. Re-planning and stopping take
@@ -100,12 +104,14 @@ class Daemon:
             # The database went away (restart, failover, killed connection): one line, no
             # traceback, whose SQL parameters could hold phone numbers. The next tick retries.
             log.warning("dispatch tick failed, database unavailable (%s)", first_line(exc))
-            tally = Counter()
+            tally, self.failed_ticks = Counter(), self.failed_ticks + 1
         except Exception:  # a bug; the next tick tries again
             log.exception("dispatch tick failed")
-            tally = Counter()
+            tally, self.failed_ticks = Counter(), self.failed_ticks + 1
         self.last_tick = self.dispatcher.clock.now()
+        self.ticks += 1
         tally = +tally  # drop zero counts: an idle tick logs nothing
+        self.outcomes.update(tally)
         if tally:
             log.info("dispatched %s", " ".join(f"{k}={v}" for k, v in sorted(tally.items())))
         if not self.stop_requested.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from aftercare import db
@@ -20,8 +22,10 @@ from aftercare.channels.memory import MemoryChannel
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import Daemon
+from aftercare.daemon_metrics import MetricsServer
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Message, Worker
+from tests.fakes.smtp import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,6 +95,38 @@ def test_an_idle_daemon_still_looks_every_poll_interval(live_app):
     assert 6 <= (wake - datetime.now(UTC)).total_seconds() <= 7.5
 
 
+def test_the_daemon_serves_its_own_metrics_and_health(live_app):
+    _enroll(live_app, datetime.now(UTC) - timedelta(hours=2, minutes=1))  # welcome due
+    daemon = _daemon(live_app, poll=600)
+    daemon.start(paused=True)
+    try:
+        with MetricsServer(daemon, "127.0.0.1", 0) as server:
+            assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 503
+            daemon.tick()
+            health = requests.get(f"{server.url}/healthz", timeout=5)
+            scrape = requests.get(f"{server.url}/metrics", timeout=5)
+    finally:
+        daemon.stop()
+    assert health.status_code == 200
+    assert scrape.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    lines = scrape.text.splitlines()
+    assert "aftercare_daemon_ticks_total 1" in lines
+    assert 'aftercare_daemon_messages_total{outcome="sent"} 1' in lines
+    # The database-wide figures too, as aftercare serve reports them.
+    assert "aftercare_database_up 1" in lines
+    assert 'aftercare_messages{channel="sms",status="sent"} 1' in lines
+
+
+def test_a_metrics_port_in_use_is_refused_with_one_line(run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("run", "--dry-run", "--metrics-port", str(port))
+    assert result.exit_code == 1
+    assert f"--metrics-port: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
 def _start(db_path: Path, *args: str) -> subprocess.Popen[str]:
     env = os.environ | {
         "AFTERCARE_DATABASE_URL": f"sqlite:///{db_path}",
@@ -120,7 +156,8 @@ def test_the_real_daemon_catches_up_refuses_a_second_and_stops_on_sigterm(tmp_pa
     app = App(Settings(database_url=f"sqlite:///{path}", quiet_hours=None), SystemClock())
     _enroll(app, datetime.now(UTC) - timedelta(hours=2, minutes=1))  # welcome already due
     app.close()
-    first = _start(path, "--dry-run", "--poll", "1")
+    port = free_port()
+    first = _start(path, "--dry-run", "--poll", "1", "--metrics-port", str(port))
     engine = db.make_engine(f"sqlite:///{path}")
 
     def welcome_sent() -> bool:
@@ -130,6 +167,13 @@ def test_the_real_daemon_catches_up_refuses_a_second_and_stops_on_sigterm(tmp_pa
 
     try:
         _wait_for(welcome_sent)
+        # The pass counts what it sent once it is over, a moment after the rows say so.
+        _wait_for(
+            lambda: (
+                'aftercare_daemon_messages_total{outcome="sent"}'
+                in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            )
+        )
         second = _start(path, "--dry-run")
         _, err = second.communicate(timeout=60)
         assert second.returncode == 1
