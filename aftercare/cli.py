@@ -6,6 +6,7 @@ Errors the user can fix print one line to stderr and exit 1; usage errors exit 2
 from __future__ import annotations
 
 import getpass
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,10 @@ from aftercare.validation import parse_channels, parse_first_name, parse_instant
 class AftercareGroup(click.Group):
     """Turns the errors a user can fix into one line on stderr and exit code 1."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_undecodable(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -42,6 +47,42 @@ class AftercareGroup(click.Group):
             app = ctx.obj
             if isinstance(app, App):
                 app.close()
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """A usage error (exit 2) for an argument that is not text in the terminal's encoding.
+
+    Python turns bytes it cannot decode (a Latin-1 "é" typed into a UTF-8 terminal) into lone
+    surrogates; passed on, they would fail with a traceback wherever the value is encoded again
+    (the database driver, the terminal). The error names the flag the value belongs to.
+    """
+    for index, arg in enumerate(args):
+        if not _SURROGATE.search(arg):
+            continue
+        flag, _, value = arg.partition("=")
+        if not (arg.startswith("--") and value):
+            before = args[index - 1] if index else ""
+            flag = before if before.startswith("-") else f"argument {index + 1}"
+        raise click.UsageError(f"{flag}: is not valid text (bytes of another encoding?)", ctx=None)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Event.actor holds 64 characters; "staff:" takes six of them.
+MAX_ACTOR = 58
+
+
+def _actor(name: str | None) -> str:
+    """``staff:NAME`` for the audit trail; an unusable ``--as`` is an input error."""
+    if name is None:
+        return f"staff:{_login_name()[:MAX_ACTOR]}"  # a login name is what it is: trimmed
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InputError("--as", "is empty")
+    if len(cleaned) > MAX_ACTOR:
+        raise InputError("--as", f"is longer than {MAX_ACTOR} characters")
+    if not cleaned.isprintable():
+        raise InputError("--as", "contains control characters")
+    return f"staff:{cleaned}"
 
 
 def fail(message: str) -> NoReturn:
@@ -68,7 +109,7 @@ def cli(ctx: click.Context, database_url: str | None, actor: str | None) -> None
     if isinstance(ctx.obj, App):  # tests pass a ready-made App (with its own clock)
         return
     settings = load_settings().with_overrides(database_url=database_url)
-    ctx.obj = App(settings, actor=f"staff:{actor or _login_name()}")
+    ctx.obj = App(settings, actor=_actor(actor))
 
 
 def _login_name() -> str:
@@ -269,6 +310,10 @@ def preview(
 
     timeline = _timeline(app, name)
     when = _parse("--discharged-at", parse_instant, discharged_at)
+    # Any date may be previewed, but not one whose timeline runs past year 9999 or before year
+    # 1 (datetime overflows there): ten years either way is every date staff could mean.
+    if abs(when - app.clock.now()) > MAX_PREVIEW_DISTANCE:
+        raise InputError("--discharged-at", "is more than 10 years from now")
     zone_name = _parse("--tz", parse_timezone, tz)
     lang = (language or timeline.languages[0]).lower()
     if lang not in timeline.languages:
@@ -304,6 +349,9 @@ def preview(
         body = row["text"] if row["channel"] == "sms" else f"Subject: {row['subject']}"
         click.echo("    " + body.replace("\n", "\n    "))
     click.echo(f"{len(rows)} message(s)")
+
+
+MAX_PREVIEW_DISTANCE = timedelta(days=3653)
 
 
 def _parse(flag: str, parse: Any, raw: str) -> Any:

@@ -227,13 +227,18 @@ def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
+    # Staff typed the reason and the names: shown as text, never acted on by the terminal (an
+    # escape sequence or a bidirectional override in them would be, printed raw).
+    reason = views.printable(data["status_reason"] or "")
     click.echo(
         f"enrollment {data['id']}: {data['procedure']}, {data['status']}"
-        + (f" ({data['status_reason']})" if data["status_reason"] else "")
+        + (f" ({reason})" if reason else "")
     )
     click.echo(
-        f"patient: {data['first_name']}, {data['phone']}, {data['email'] or 'no email'}, "
-        f"{data['timezone']}, language {data['language']}, MRN {data['external_id'] or '-'}"
+        views.printable(
+            f"patient: {data['first_name']}, {data['phone']}, {data['email'] or 'no email'}, "
+            f"{data['timezone']}, language {data['language']}, MRN {data['external_id'] or '-'}"
+        )
     )
     click.echo(f"discharged: {data['discharged_at']}, channels: {','.join(data['channels'])}\n")
     _print_messages(data["messages"])

@@ -111,7 +111,24 @@ def _rows(
         try:
             header = _header(next(reader, None))
             start = reader.line_num + 1  # a record may span lines: report where it starts
-            for record in reader:
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error:
+                    # A field over the csv module's own limit (128 KiB). Only this record is
+                    # bad: the reader goes on with the next line. Raising here instead would
+                    # abort the file after earlier batches were committed: a partial import
+                    # reported as a failed one.
+                    if reader.line_num < start:
+                        raise  # nothing was consumed; never loop on the same error
+                    yield (
+                        start,
+                        InputError("row", f"has a field longer than {MAX_FIELD} characters"),
+                    )
+                    start = reader.line_num + 1
+                    continue
                 if any(cell.strip() for cell in record):
                     yield start, _row(header, record, start)
                 start = reader.line_num + 1

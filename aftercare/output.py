@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from aftercare.views import printable
+
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
@@ -38,5 +40,6 @@ def _cell(value: Any) -> str:
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):
         return " ".join(f"{k}:{v}" for k, v in value.items())
-    # One line per row: a newline in a stored value must not break the table.
-    return " ".join(str(value).split())
+    # One line per row: a newline in a stored value must not break the table; a control or
+    # bidirectional-override character must not act on the terminal (shown as a \x.. code).
+    return printable(" ".join(str(value).split()))

@@ -71,6 +71,9 @@ _PAIN_FILLER = {
     "today", "now", "back", "of",
     "mi", "dolor", "es", "el", "nivel", "de", "un", "una", "como", "hoy", "ahora", "espalda",
 }  # fmt: skip
+# A score is one or two digits ("7", "10", "07"); a longer run of digits is not a score, and
+# int() of one over 4300 digits raises (a 64 KiB reply of zeros would answer 500).
+_MAX_SCORE_DIGITS = 3
 PAIN_URGENT_AT = 7  # a score this high is urgent on its own
 PAIN_URGENT_RISE = 3  # ... and so is a rise this big since the enrollment's previous score
 
@@ -243,7 +246,9 @@ def _keyword(words: list[str]) -> Classification | None:
 def pain_score(text: str) -> int | None:
     """The 0-10 score if the message is nothing but one ("7", "7/10", "pain: 7", "dolor 8")."""
     words = _words(_OUT_OF_TEN.sub(r"\1", text))
-    numbers = [w for w in words if w.isdigit() or w in _NUMBER_WORDS]
+    numbers = [
+        w for w in words if (w.isdigit() and len(w) <= _MAX_SCORE_DIGITS) or w in _NUMBER_WORDS
+    ]
     if len(numbers) != 1 or any(w not in _PAIN_FILLER for w in words if w not in numbers):
         return None
     (number,) = numbers
@@ -270,7 +275,7 @@ def revokes_consent(text: str) -> bool:
         return False
     for pattern in _REVOCATIONS:
         for match in pattern.finditer(text):
-            if not _KEEP_GOING.search(text[: match.start()]):
+            if not _KEEP_GOING.search(_before(text, match.start())):
                 return True
     return False
 
@@ -280,12 +285,32 @@ def warning_sign(text: str) -> str | None:
     found: list[tuple[int, str]] = []
     for label, patterns in _SIGNS:
         for pattern in patterns:
-            found += [(m.start(), label) for m in pattern.finditer(text) if not _negated(text, m)]
+            # The first match that is not negated is this pattern's earliest sign.
+            first = next((m for m in pattern.finditer(text) if not _negated(text, m)), None)
+            if first is not None:
+                found.append((first.start(), label))
     return min(found)[1] if found else None
 
 
+def _before(text: str, end: int) -> str:
+    """The words just before ``end``: enough for a negation three words back, and bounded, so
+    a long reply full of matches ("no fever no fever ...") is read in linear time, not
+    quadratic (a 64 KiB body took seconds per webhook). Starts at a word boundary."""
+    start = max(0, end - _LOOKBACK)
+    window = text[start:end]
+    if start > 0:
+        space = window.find(" ")
+        window = window[space + 1 :] if space >= 0 else ""
+    return window
+
+
+# Characters looked back from a match for a negation or a clause break; three words of any
+# real language fit many times over.
+_LOOKBACK = 120
+
+
 def _negated(text: str, match: re.Match[str]) -> bool:
-    before = text[: match.start()]
+    before = _before(text, match.start())
     breaks = list(_CLAUSE_BREAK.finditer(before))
     clause = before[breaks[-1].end() :] if breaks else before
     return any(word in _NEGATIONS for word in re.findall(r"[a-z']+", clause)[-3:])

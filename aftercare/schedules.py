@@ -30,6 +30,10 @@ _STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email", "cale
 _MILESTONE_KEYS = {"at", "calendar"}
 _DEFAULT_KEYS = {"expires", "channels"}
 _BASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# What the database holds: procedure and step names in 64 characters, the version in a 32-bit
+# integer. A file past these would load, then fail every enrollment with a database error.
+MAX_NAME = 64
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,17 @@ def _read(path: Path) -> LineDict:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ScheduleError(str(path), line, f"not valid YAML: {_yaml_problem(exc)}") from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (NUL, most control characters): its str() is two lines with
+        # a position in a "<unicode string>"; the error names the file's line instead.
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"not valid YAML: character #x{exc.character:04x} is not allowed"
+        raise ScheduleError(str(path), line, reason) from None
     except yaml.YAMLError as exc:
-        raise ScheduleError(str(path), None, f"not valid YAML: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScheduleError(str(path), None, f"not valid YAML: {reason}") from None
+    except RecursionError:  # "[[[[..." thousands deep: the parser recurses once per level
+        raise ScheduleError(str(path), None, "not valid YAML: nested too deeply") from None
     if not isinstance(data, LineDict):
         raise ScheduleError(str(path), 1, "expected a mapping with name, title, version, steps")
     return data
@@ -243,9 +256,13 @@ class _Validator:
         name = self._text(data, "name")
         if not name.replace("-", "").replace("_", "").isalnum() or name != name.lower():
             raise self.at(data, "name", f"name {name!r} must be lower-case letters, digits and -")
+        if len(name) > MAX_NAME:
+            raise self.at(data, "name", f"name is longer than {MAX_NAME} characters")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise self.at(data, "version", "version must be a whole number of at least 1")
+        if version > MAX_VERSION:
+            raise self.at(data, "version", f"version must be at most {MAX_VERSION}")
         languages = self._languages()
         milestones, calendar = self._milestones(languages)
         defaults = self._defaults()
@@ -411,6 +428,8 @@ class _StepValidator:
         p._no_unknown_keys(item, _STEP_KEYS, f"step {self.id or '?'}")
         if not self.id or not self.id.replace("-", "").isalnum():
             raise p.at(item, "id", "step id is missing or not made of letters, digits and -")
+        if len(self.id) > MAX_NAME:
+            raise p.at(item, "id", f"step id is longer than {MAX_NAME} characters")
         if "at" not in item:
             raise p.at(item, "at", f"step {self.id}: 'at' is missing")
         at = p._when(item, "at", item["at"])

@@ -19,7 +19,17 @@ MAX_DISCHARGE_FUTURE = timedelta(days=30)
 # Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the SMTP
 # server's job; this only catches typos such as a missing @ or a comma for a dot.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f<>{}]")
+# What a name or an MRN never holds: C0 and C1 control characters (a NUL, an escape sequence
+# for the terminal that prints ``patients list``), markup and template braces, and invisible
+# characters that change how the text around them is shown: bidirectional embeddings, overrides
+# and isolates (U+202E shows "Ana\u202eliam" as "Anamail"), line and paragraph separators, the
+# byte-order mark, and lone surrogates (a non-UTF-8 byte in a terminal argument arrives as one,
+# and the database driver cannot encode it). Arabic, Hebrew and emoji need none of these; the
+# zero-width joiner and non-joiner (emoji sequences, Persian names) stay allowed.
+_NAME_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f<>{}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]"
+)
 # Names the zone database accepts that are not places. "EST" is a fixed UTC-5 with no DST (a
 # patient in New York would get every summer message an hour off) and "EST5EDT" a POSIX rule;
 # "localtime" is whatever zone the server runs in, "Factory" a placeholder. Staff typing these
@@ -90,7 +100,10 @@ def parse_instant(raw: str) -> datetime:
         raise ValueError(f"{raw!r} is not an ISO 8601 time (e.g. 2026-11-23T14:30-05:00)") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{raw!r} has no UTC offset (e.g. 2026-11-23T14:30-05:00)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first instant datetime holds
+        raise ValueError(f"{raw!r} is out of range") from None
 
 
 def check_discharge_time(value: datetime, now: datetime) -> datetime:

@@ -90,16 +90,17 @@ def load_yaml(text: str, source: str = "") -> Any:
     the file a mistake is in.
     """
     data = yaml.load(text, Loader=_Loader)
-    _mark_source(data, source)
+    _mark_source(data, source, set())
     return data
 
 
-def _mark_source(value: Any, source: str) -> None:
-    if isinstance(value, LineDict):
-        value.source = source
-        for child in value.values():
-            _mark_source(child, source)
-    elif isinstance(value, LineList):
-        value.source = source
-        for child in value:
-            _mark_source(child, source)
+def _mark_source(value: Any, source: str, seen: set[int]) -> None:
+    # An alias is the same object as its anchor, so a "billion laughs" file (nine lists of nine
+    # aliases of the list before, nine deep) is small in memory but has 9**9 paths: each object
+    # is visited once, by id, or marking it took minutes.
+    if not isinstance(value, LineDict | LineList) or id(value) in seen:
+        return
+    seen.add(id(value))
+    value.source = source
+    for child in value.values() if isinstance(value, LineDict) else value:
+        _mark_source(child, source, seen)
