@@ -48,7 +48,8 @@ class Claim:
     email: str | None
     timezone: str
     language: str
-    # When a previous owner claimed it (reconciliation only): where to look for provider records.
+    # Reconciliation only: since when to look for provider records of earlier attempts (the
+    # due time, or the previous claim if that was earlier; see _with_previous).
     previous_claim_at: datetime | None = None
 
     @property
@@ -173,7 +174,14 @@ def claim_stale(
 
 
 def _with_previous(claim: Claim, previous: datetime | None) -> Claim:
-    return Claim(**{**claim.__dict__, "previous_claim_at": previous})
+    """Provider records are looked for since the message was due, not only since the previous
+    claim: a reconciliation that crashed in its turn re-stamped ``claimed_at`` (the text went
+    out under an older claim), and an earlier attempt that timed out may have reached the
+    provider before this attempt was claimed. After a crash loop of more than the lookup's
+    clock-skew allowance, the previous claim's time alone missed the records and every text
+    went out twice. Retries already look since the due time (dispatch)."""
+    since = claim.due_at if previous is None else min(previous, claim.due_at)
+    return Claim(**{**claim.__dict__, "previous_claim_at": since})
 
 
 def _lock(session: Session, query: Any) -> Any:

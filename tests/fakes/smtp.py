@@ -3,7 +3,9 @@
 It speaks real SMTP on a free loopback port and records every message it accepts. It can demand
 AUTH, speak TLS (implicit, ``smtps``) or offer STARTTLS with a self-signed certificate made at test
 time, refuse the next few RCPT or DATA commands with a reply of your choice (451, 550, ...), and be
-stopped and started again on the same port ("the relay is down").
+stopped and started again on the same port ("the relay is down"). ``on_reply(command)``, when
+set, runs on the server's loop just before it answers MAIL, RCPT or DATA (for DATA: after it
+took the message), e.g. for a crash test to kill the client there.
 
 In tests, take the ``smtp_server`` fixture (plain, no AUTH) or build others with
 ``make_smtp_server(username=..., password=..., tls="starttls")``; ``server.url`` is an
@@ -106,6 +108,7 @@ class FakeSmtpServer:
         self._failures: dict[str, list[str]] = {"RCPT": [], "DATA": []}
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+        self.on_reply: Callable[[str], None] | None = None
 
     # --- what tests look at ----------------------------------------------------------------
 
@@ -243,10 +246,10 @@ class _Handler:
         mail_options: list[str],
     ) -> str:
         if self.server.username is not None and not session.authenticated:
-            return "530 5.7.0 Authentication required"
+            return self._reply("MAIL", "530 5.7.0 Authentication required")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return "250 OK"
+        return self._reply("MAIL", "250 OK")
 
     async def handle_RCPT(
         self,
@@ -258,17 +261,22 @@ class _Handler:
     ) -> str:
         failure = self.server._take_failure("RCPT")
         if failure is not None:
-            return failure
+            return self._reply("RCPT", failure)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 OK"
+        return self._reply("RCPT", "250 2.1.5 OK")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         failure = self.server._take_failure("DATA")
         if failure is not None:
-            return failure
+            return self._reply("DATA", failure)
         self.server._record(envelope, session)
-        return "250 2.0.0 OK: queued"
+        return self._reply("DATA", "250 2.0.0 OK: queued")
+
+    def _reply(self, command: str, reply: str) -> str:
+        if self.server.on_reply is not None:
+            self.server.on_reply(command)
+        return reply
 
 
 def _spool(folder: Path, number: int, received: Received) -> None:

@@ -15,6 +15,11 @@ retry_after=2)`` (or 500, 503, ...), ``drop_next(n)`` (the connection closes wit
 ``after_accepting=True``: the message was taken first, so the client cannot know) and
 ``stall_next(n, seconds)`` (the message is taken, the answer comes late: a client timeout).
 
+Hooks, run on the handler thread (a crash test kills the client there): ``on_request(kind)`` as
+each authorised request arrives, fully read, before it is handled (the client is waiting for the
+answer); ``on_accepted(message)`` once a create was taken, before its answer is written (Twilio
+has the message, the client has not heard so yet).
+
 In tests, take the ``fake_twilio`` fixture; ``fake_twilio.settings()`` is a Settings for it and
 ``fake_twilio.messages`` what it accepted. Each response goes out in one write on a TCP_NODELAY
 socket over HTTP/1.1 keep-alive, so the SDK does well over a thousand requests a second.
@@ -165,6 +170,8 @@ class FakeTwilio:
         self._faults: dict[str, list[_Fault]] = {}  # by request kind
         self._requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.on_request: Callable[[str], None] | None = None
+        self.on_accepted: Callable[[FakeMessage], None] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -379,6 +386,8 @@ class FakeTwilio:
         )
         with self._lock:
             self._messages.append(message)
+        if self.on_accepted is not None:
+            self.on_accepted(message)
         return message
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
@@ -541,6 +550,9 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
             self._reply(401, error.body(), headers)
             return
+        if fake.on_request is not None:
+            route = _route(method, parts.path)
+            fake.on_request(route[0] if route else "not found")
         taken = fake.take_fault(method, parts.path)
         if taken is not None:
             self._misbehave(*taken, form)
