@@ -161,9 +161,13 @@ def test_a_second_sqlite_writer_waits_for_the_first_instead_of_failing(
 
     In a deferred transaction the first writer's write then fails at once with "database is
     locked" (its read snapshot is stale; no busy timeout helps). With BEGIN IMMEDIATE the second
-    writer waits at its BEGIN until the first commits, and both writes land.
+    writer waits at its BEGIN until the first commits, and both writes land. The second writer
+    has an engine of its own, as another process would (one engine's writers also queue on a
+    lock in the process: see the next test).
     """
     sessions = db.session_factory(sqlite_engine)
+    other_engine = db.make_engine(str(sqlite_engine.url))
+    other_sessions = db.session_factory(other_engine)
     second_waits_or_is_done = threading.Event()
     errors: list[BaseException] = []
 
@@ -172,13 +176,17 @@ def test_a_second_sqlite_writer_waits_for_the_first_instead_of_failing(
         if threading.current_thread().name == "second" and statement.startswith("BEGIN IMMEDIATE"):
             second_waits_or_is_done.set()  # it now waits for the lock (busy timeout)
 
-    @event.listens_for(sqlite_engine, "connect")  # runs after db.py's: a regression fails fast
+    @event.listens_for(other_engine, "before_cursor_execute")
+    def _announce_other(_conn: Any, _cursor: Any, statement: str, *args: Any) -> None:
+        _announce(_conn, _cursor, statement, *args)
+
+    @event.listens_for(other_engine, "connect")  # runs after db.py's: a regression fails fast
     def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA busy_timeout=5000")
 
     def second_writer() -> None:
         try:
-            with db.transaction(sessions) as session:
+            with db.transaction(other_sessions) as session:
                 session.add(patient("Second"))
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
@@ -193,12 +201,50 @@ def test_a_second_sqlite_writer_waits_for_the_first_instead_of_failing(
         assert second_waits_or_is_done.wait(timeout=10)
         session.add(patient("First"))
     thread.join(timeout=10)
+    other_engine.dispose()
 
     assert not thread.is_alive()
     assert errors == []
     with sessions() as session:
         names = set(session.scalars(select(Patient.first_name)))
     assert names == {"First", "Second"}
+
+
+def test_writers_of_one_engine_queue_in_the_process_not_on_sqlites_busy_handler(
+    sqlite_engine: Engine,
+) -> None:
+    """With no busy timeout at all, a second thread's transaction still waits for the first's
+    and lands: it queues on the engine's lock, which wakes it as soon as the first commits
+    (SQLite's busy handler would sleep on with back-off)."""
+
+    @event.listens_for(sqlite_engine, "connect")
+    def _no_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    sqlite_engine.pool.dispose()
+    sessions = db.session_factory(sqlite_engine)
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with db.transaction(sessions) as session:
+                session.add(patient("Second"))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    with db.transaction(sessions) as session:
+        session.add(patient("First"))
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        # Without the lock its BEGIN IMMEDIATE fails at once ("database is locked"): it would
+        # be over long before this; with the lock it waits for this transaction.
+        thread.join(timeout=0.3)
+        assert thread.is_alive(), errors
+    thread.join(timeout=10)
+
+    assert errors == []
+    with sessions() as session:
+        assert set(session.scalars(select(Patient.first_name))) == {"First", "Second"}
 
 
 def test_a_database_migrated_by_a_newer_aftercare_is_refused_in_one_line(
