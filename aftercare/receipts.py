@@ -44,6 +44,8 @@ SUPPRESSING_CODES = {
     "30006": "landline or unreachable (30006)",
 }
 PARKED = "parked"
+SID_MAX = Message.provider_id.type.length or 64
+CODE_MAX = Message.error_code.type.length or 32
 
 _message = cast(Table, Message.__table__)
 _event = cast(Table, Event.__table__)
@@ -91,9 +93,12 @@ def apply_status(
     """Apply one callback; returns the message's new status, :data:`PARKED` for a receipt
     that came before the dispatcher recorded the SID, or None if nothing changed (unknown SID,
     a status that says nothing new, or one that would move the message backwards)."""
-    new = _TWILIO.get(twilio_status.strip().lower())
-    if new is None or not sid:
+    twilio_status = twilio_status.strip().lower()
+    new = _TWILIO.get(twilio_status)
+    if new is None or not sid or len(sid) > SID_MAX:  # no message of ours has such a SID
         return None
+    # Twilio's codes are five digits; anything longer is stored cut to fit its column.
+    error_code = (error_code.strip()[:CODE_MAX] or None) if error_code else None
     if _move(session, sid, new, twilio_status, error_code, now):
         return str(new)
     if message_id is None:
