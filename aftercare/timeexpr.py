@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_DAY_TIME = re.compile(r"^day\s+(\d+)(?:\s+(\d{1,2}):(\d{2}))?$")
+# ASCII only: \d would also take other scripts' digits ("day ٣" read as day 3).
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$", re.ASCII)
+_DAY_TIME = re.compile(r"^day\s+(\d+)(?:\s+(\d{1,2}):(\d{2}))?$", re.ASCII)
 # No aftercare timeline spans years; the cap keeps a typo (``day 20260``) from overflowing the
 # calendar when it is planned.
 MAX_DAYS = 3660

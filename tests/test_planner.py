@@ -12,6 +12,7 @@ from functools import cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -485,3 +486,15 @@ def test_the_builtin_timeline_plans_every_step_for_any_patient(
         *(("no-heavy-lifting", n) for n in range(5)),
         ("six-weeks", 0),
     ]
+
+
+@pytest.mark.parametrize("written", ["day ٣ 09:00", "day 3 ٠٩:00", "+٢h", "day ３"])
+def test_times_take_only_ascii_digits(written):
+    with pytest.raises(ValueError):
+        parse_when(written)
+
+
+@pytest.mark.parametrize("written", ["٢h", "1٢d"])
+def test_durations_take_only_ascii_digits(written):
+    with pytest.raises(ValueError):
+        parse_duration(written)
