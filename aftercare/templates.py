@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 from babel.dates import format_date, format_skeleton
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 # What every template may use; timelines add one variable per milestone (a formatted date).
@@ -20,11 +23,40 @@ BASE_VARIABLES = (
     "step_date",
 )
 
+# No message is anywhere near this long; a template that builds more is a mistake or an attack.
+MAX_BUILT = 10_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox stops a template from reaching Python's internals, not from asking for a
+    gigabyte: ``{{ "x" * 10**9 }}`` would allocate it while `schedules check` renders the file.
+    Repetition and powers are checked before they run."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _number(left) and _number(right) and abs(right) > 64:
+            raise SecurityError(f"exponent {right} is too large for a message template")
+        if operator == "*" and (_too_long(left, right) or _too_long(right, left)):
+            raise SecurityError(f"a message template may build at most {MAX_BUILT} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _too_long(sequence: object, times: object) -> bool:
+    return (
+        isinstance(sequence, str | list | tuple)
+        and isinstance(times, int)
+        and len(sequence) * times > MAX_BUILT
+    )
+
+
 # Autoescape is off: SMS and plain-text email are not HTML. The HTML part of an email escapes its
 # own values where it builds markup.
-_env = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-)
+_env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 def undeclared_variables(source: str) -> set[str]:

@@ -208,3 +208,21 @@ def test_yaml_still_parses_what_it_should(tmp_path: Path) -> None:
     assert yaml.safe_load(path.read_text())["steps"][0]["channels"] == ["sms"]
 
     assert load_timeline(path).steps[0].channels == ("sms",)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "expression",
+    ["'x' * 10**9", "[0] * 10**8", "10**9 * 'ab'", "2 ** 10000000", "(first_name * 999999)"],
+)
+def test_a_template_that_would_build_a_huge_text_is_refused_not_rendered(
+    run: CliRun, tmp_path: Path, expression: str
+) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(GOOD.replace("welcome home,", f"{{{{ {expression} }}}} welcome home,"))
+
+    code, stderr = check(run, path)
+
+    assert code == 1
+    assert "too large" in stderr or "at most 10000 items" in stderr
+    assert_file_errors(stderr, path)
