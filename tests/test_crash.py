@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -19,36 +19,10 @@ from sqlalchemy import func, select
 from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
-from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Message
+from tests.factories import enroll_due_sms
 
 PATIENTS = 300
-
-
-def _enroll_due_now(path: Path, patients: int) -> None:
-    """``patients`` SMS-only enrollments whose welcome text is due now."""
-    app = App(Settings(database_url=f"sqlite:///{path}", quiet_hours=None), SystemClock())
-    now = app.clock.now()
-    discharged = (now - timedelta(hours=2, minutes=1)).isoformat()
-    requests = [
-        parse_request(
-            {
-                "first_name": f"P{i}",
-                "phone": f"+1202555{i:04d}",
-                "timezone": "UTC",
-                "procedure": "kyphoplasty",
-                "discharged_at": discharged,
-                "channels": "sms",
-            },
-            app.catalog,
-            now,
-        )
-        for i in range(patients)
-    ]
-    with transaction(app.sessions) as session:
-        enroll_many(session, requests, app.settings, now, "staff:test")
-    app.close()
 
 
 def _daemon(path: Path, fake, *args: str) -> subprocess.Popen[str]:
@@ -92,7 +66,7 @@ def _welcome_statuses(path: Path) -> Counter[str]:
 
 def test_a_daemon_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path, fake_twilio):
     path = tmp_path / "aftercare.db"
-    _enroll_due_now(path, PATIENTS)
+    enroll_due_sms(f"sqlite:///{path}", PATIENTS)
     # Slow answers (50 ms each, 8 senders) stretch the batch to a couple of seconds, so the kill
     # lands with messages accepted by the provider but not yet recorded as sent.
     fake_twilio.stall_next(PATIENTS, 0.05)
@@ -118,7 +92,7 @@ def test_a_daemon_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path, 
 
 def test_a_second_run_after_everything_was_sent_sends_nothing(tmp_path: Path, fake_twilio):
     path = tmp_path / "aftercare.db"
-    _enroll_due_now(path, 5)
+    enroll_due_sms(f"sqlite:///{path}", 5)
     for _ in range(2):
         done = _daemon(path, fake_twilio, "--once")
         out, err = done.communicate(timeout=60)

@@ -38,10 +38,9 @@ from aftercare import db
 from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
-from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Enrollment, Message, MessageStatus, Patient
 from tests.crashpoints import POINTS
+from tests.factories import due_texts, email, enroll_all, phone
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 
@@ -158,14 +157,6 @@ POINTS_OF_THE_MATRIX = {
 # --- patients ------------------------------------------------------------------------------------
 
 
-def phone(i: int) -> str:
-    return f"+1202555{i:04d}"
-
-
-def address(i: int) -> str:
-    return f"p{i}@example.org"
-
-
 @pytest.fixture(scope="session")
 def cohort_databases(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
@@ -184,27 +175,11 @@ def cohort_databases(
 
 def enroll_due_now(path: Path, cohort: Cohort) -> None:
     app = App(Settings(database_url=f"sqlite:///{path}", quiet_hours=None), SystemClock())
-    now = app.clock.now()
-    discharged = (now - timedelta(hours=2) - cohort.due_ago).isoformat()
-    requests = [
-        parse_request(
-            {
-                "first_name": f"P{i}",
-                "phone": phone(i),
-                "email": address(i),
-                "timezone": "UTC",
-                "procedure": "kyphoplasty",
-                "discharged_at": discharged,
-                "channels": cohort.channels,
-            },
-            app.catalog,
-            now,
-        )
-        for i in range(cohort.patients)
-    ]
-    with transaction(app.sessions) as session:
-        enroll_many(session, requests, app.settings, now, "staff:test")
-    app.close()  # the last connection checkpoints the WAL: the file alone is the database
+    try:
+        discharged = app.clock.now() - timedelta(hours=2) - cohort.due_ago
+        enroll_all(app, due_texts(cohort.patients, discharged, channels=cohort.channels))
+    finally:
+        app.close()  # the last connection checkpoints the WAL: the file alone is the database
 
 
 # --- the daemon processes ------------------------------------------------------------------------
@@ -404,7 +379,7 @@ def assert_delivered_once(runs: Runs, cohort: Cohort, left_sending: bool) -> Non
         for recipient in received.rcpt_tos:
             message_ids[recipient].append(str(received.message["Message-ID"]))
     if "email" in channels:
-        assert set(message_ids) == {address(i) for i in range(cohort.patients)}
+        assert set(message_ids) == {email(i) for i in range(cohort.patients)}
         for recipient, ids in message_ids.items():
             assert len(ids) <= 2, f"{recipient} got {len(ids)} copies"
             assert len(set(ids)) == 1, f"{recipient}'s copies differ in Message-ID: {ids}"

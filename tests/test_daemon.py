@@ -25,27 +25,14 @@ from aftercare.daemon import Daemon
 from aftercare.daemon_metrics import MetricsServer
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Message, Worker
+from tests.factories import enroll
 from tests.fakes.smtp import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _enroll(app: App, discharged_at: datetime) -> None:
-    from aftercare.db import transaction
-    from aftercare.enrollment import enroll_many, parse_request
-
-    fields = {
-        "first_name": "Ana",
-        "phone": "+12025550143",
-        "timezone": "UTC",
-        "procedure": "kyphoplasty",
-        "discharged_at": discharged_at.isoformat(),
-    }
-    now = app.clock.now()
-    with transaction(app.sessions) as session:
-        enroll_many(
-            session, [parse_request(fields, app.catalog, now)], app.settings, now, "staff:test"
-        )
+    enroll(app, timezone="UTC", discharged_at=discharged_at.isoformat())
 
 
 @pytest.fixture

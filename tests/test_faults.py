@@ -39,13 +39,13 @@ from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Message
 from tests import test_scale_out
+from tests.factories import enroll_due_sms
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 from tests.test_scale_out import (
     Database,
     StartDaemon,
     assert_each_sent_once,
-    enroll_due_sms,
     log_of,
     stop,
     wait_for,

@@ -9,9 +9,8 @@ import random
 from aftercare import logs
 from aftercare.channels.email import EmailChannel
 from aftercare.channels.sms import SmsChannel
-from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
-from aftercare.enrollment import enroll_many, parse_request
+from tests.factories import enroll
 
 NAME, PHONE, EMAIL = "Zebulon", "+12025550188", "zebulon.q@example.org"
 
@@ -28,22 +27,7 @@ def test_sending_and_replies_log_no_names_numbers_addresses_or_bodies(
         email_from="care@example.org",
         staff_email="nurses@example.org",
     )
-    fields = {
-        "first_name": NAME,
-        "phone": PHONE,
-        "email": EMAIL,
-        "timezone": "America/Chicago",
-        "procedure": "kyphoplasty",
-        "discharged_at": "2026-11-23T10:00-06:00",
-    }
-    with transaction(app.sessions) as session:
-        enroll_many(
-            session,
-            [parse_request(fields, app.catalog, clock.now())],
-            app.settings,
-            clock.now(),
-            "staff:test",
-        )
+    enroll(app, clock.now(), first_name=NAME, phone=PHONE, email=EMAIL)
     clock.set(clock.now().replace(hour=18))
     channels = {"sms": SmsChannel(app.settings), "email": EmailChannel(app.settings)}
     dispatcher = Dispatcher(

@@ -12,14 +12,14 @@ from sqlalchemy import func, select
 
 from aftercare.channels.base import Outgoing, Receipt
 from aftercare.channels.memory import MemoryChannel
-from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
-from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import EarlyReceipt, Event, Message, Suppression
+from tests.factories import ANA as ANA_FIELDS
+from tests.factories import enroll
 from tests.web_server import PUBLIC_URL, RunningWeb
 
 STATUS = "/webhooks/twilio/status"
-ANA = "+12025550143"
+ANA = ANA_FIELDS["phone"]
 
 
 class ReportsBeforeAnswering:
@@ -54,22 +54,7 @@ class ReportsBeforeAnswering:
 def enrolled(web, clock):
     """Ana enrolled; the clock at the time her welcome texts are due."""
     app = web.app
-    fields = {
-        "first_name": "Ana",
-        "phone": ANA,
-        "timezone": "America/Chicago",
-        "procedure": "kyphoplasty",
-        "discharged_at": "2026-11-23T10:00-06:00",
-        "channels": "sms",
-    }
-    with transaction(app.sessions) as session:
-        enroll_many(
-            session,
-            [parse_request(fields, app.catalog, clock.now())],
-            app.settings,
-            clock.now(),
-            "staff:test",
-        )
+    enroll(app, clock.now(), channels="sms")
     clock.set(clock.now().replace(hour=18))
     return app
 

@@ -29,17 +29,15 @@ from aftercare.channels.sms import SmsChannel
 from aftercare.clock import ManualClock, SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import catch_up
-from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
-from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Enrollment, Event, Message, Patient
 from tests.conftest import throwaway_postgres_database
+from tests.factories import enroll_due_sms
 from tests.fakes.twilio import FakeTwilio
 
 pytestmark = pytest.mark.postgres
 
 REPO = Path(__file__).resolve().parents[1]
-ENROLL_BATCH = 1000
 
 
 # --- helpers (also used by test_faults.py) -------------------------------------------------------
@@ -60,33 +58,6 @@ def pg_url() -> Iterator[str]:
         )
         assert done.returncode == 0, done.stderr
         yield url
-
-
-def enroll_due_sms(url: str, patients: int) -> None:
-    """``patients`` SMS-only kyphoplasty enrollments whose welcome text is due now (one due
-    message each, the rest of each timeline in the future), in batches as an import does."""
-    app = App(Settings(database_url=url, quiet_hours=None), SystemClock())
-    now = app.clock.now()
-    discharged = (now - timedelta(hours=2, minutes=1)).isoformat()
-    requests = [
-        parse_request(
-            {
-                "first_name": f"P{i}",
-                "phone": f"+1202555{i:04d}",
-                "timezone": "UTC",
-                "procedure": "kyphoplasty",
-                "discharged_at": discharged,
-                "channels": "sms",
-            },
-            app.catalog,
-            now,
-        )
-        for i in range(patients)
-    ]
-    for start in range(0, patients, ENROLL_BATCH):
-        with transaction(app.sessions) as session:
-            enroll_many(session, requests[start : start + ENROLL_BATCH], app.settings, now, "test")
-    app.close()
 
 
 StartDaemon = Callable[..., subprocess.Popen[str]]

@@ -13,11 +13,10 @@ from twilio.request_validator import RequestValidator
 
 from aftercare.channels.memory import MemoryChannel
 from aftercare.daemon import heartbeat
-from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
-from aftercare.enrollment import enroll_many, parse_request
 from aftercare.models import Event, Message, Suppression
 from aftercare.tokens import make_token
+from tests.factories import enroll
 from tests.web_server import PUBLIC_URL, TOKEN
 
 STATUS = "/webhooks/twilio/status"
@@ -27,22 +26,7 @@ STATUS = "/webhooks/twilio/status"
 def sent_sms(web, clock):
     """One enrollment whose welcome SMS and email went out; returns (sms sid, dispatcher)."""
     app = web.app
-    fields = {
-        "first_name": "Ana",
-        "phone": "+12025550143",
-        "email": "ana@example.org",
-        "timezone": "America/Chicago",
-        "procedure": "kyphoplasty",
-        "discharged_at": "2026-11-23T10:00-06:00",
-    }
-    with transaction(app.sessions) as session:
-        enroll_many(
-            session,
-            [parse_request(fields, app.catalog, clock.now())],
-            app.settings,
-            clock.now(),
-            "staff:test",
-        )
+    enroll(app, clock.now(), email="ana@example.org")
     clock.set(clock.now().replace(hour=18))
     channels = {"sms": MemoryChannel("sms"), "email": MemoryChannel("email")}
     dispatcher = Dispatcher(
