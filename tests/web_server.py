@@ -52,7 +52,14 @@ def running(app: App) -> Iterator[RunningWeb]:
     finally:
         # Close from inside the server's own loop (closing its sockets from this thread would
         # pull them from under a select() in progress); the loop ends when nothing is left.
-        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError:  # its pipe is already closed (seen under load): no loop to wake
+            close_all()
         thread.join(timeout=5)
         server.task_dispatcher.shutdown()
 
