@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from aftercare import db
 from aftercare.config import Settings
 from aftercare.importer import import_csv
 from aftercare.schedules import Catalog
-from bench.common import cpu_model, write_section
+from bench.common import copy_of, cpu_model, migrated_template, write_section
 from bench.generate import NOW, write_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,35 +129,23 @@ class Results:
 def run(patients: int, big_patients: int, repeats: int) -> Results:
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as folder:
         work = Path(folder)
-        template = _migrated_template(work / "template.db")
+        template = migrated_template(work / "template.db")
         csv_path = write_file(work / f"patients-{patients}.csv", patients)
         imports, floors, reimports = [], [], []
         for attempt in range(repeats):
-            target = _copy(template, work / f"import-{attempt}.db")
+            target = copy_of(template, work / f"import-{attempt}.db")
             imports.append(_checked(_in_subprocess("import", str(csv_path), str(target)), patients))
-            floor_db = _copy(template, work / f"floor-{attempt}.db")
+            floor_db = copy_of(template, work / f"floor-{attempt}.db")
             floors.append(_in_subprocess("floor", str(target), str(floor_db)))
             again = _in_subprocess("import", str(csv_path), str(target))
             reimports.append(_checked(again, patients, again=True))
             seconds = ", ".join(f"{r[-1]['seconds']:.2f} s" for r in (imports, floors, reimports))
             _say(f"run {attempt + 1}/{repeats}: import, floor, import again: {seconds}")
         big_csv = write_file(work / f"patients-{big_patients}.csv", big_patients)
-        big_db = _copy(template, work / "big.db")
+        big_db = copy_of(template, work / "big.db")
         big = _checked(_in_subprocess("import", str(big_csv), str(big_db)), big_patients)
         _say(f"{big_patients} patients: {big['seconds']:.1f} s, {big['peak_rss_mb']:.0f} MB peak")
     return Results(patients, big_patients, repeats, imports, floors, reimports, big)
-
-
-def _migrated_template(path: Path) -> Path:
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
-    engine.dispose()  # the last connection to close checkpoints the WAL into the file
-    return path
-
-
-def _copy(template: Path, path: Path) -> Path:
-    shutil.copyfile(template, path)
-    return path
 
 
 def _checked(result: dict[str, Any], patients: int, again: bool = False) -> dict[str, Any]:
@@ -277,7 +264,7 @@ def profile(patients: int) -> None:
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as folder:
         work = Path(folder)
         csv_path = write_file(work / "patients.csv", patients)
-        target = _migrated_template(work / "profile.db")
+        target = migrated_template(work / "profile.db")
         profiler = cProfile.Profile()
         profiler.runcall(measure_import, str(csv_path), str(target))
     pstats.Stats(profiler).sort_stats("tottime").print_stats(30)

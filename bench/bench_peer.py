@@ -18,7 +18,6 @@ import csv
 import hashlib
 import json
 import resource
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -57,7 +56,7 @@ from aftercare.models import Message
 from aftercare.planner import plan
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.schedules import Catalog
-from bench.common import machine, write_section
+from bench.common import copy_of, machine, migrated_template, write_section
 from bench.generate import NOW, write_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -569,7 +568,7 @@ def run(patients: int, dispatched: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as folder:
         work = Path(folder)
-        template = _migrated_template(work / "template.db")
+        template = migrated_template(work / "template.db")
         patients_csv = write_file(work / f"patients-{patients}.csv", patients)
         send_csv = write_file(work / "send.csv", dispatched // SMS_PER_PATIENT + 1)
         plan_args: dict[str, Any] = {"csv_path": patients_csv}
@@ -577,7 +576,7 @@ def run(patients: int, dispatched: int) -> dict[str, Any]:
         measured(
             "schedule_aftercare",
             "schedule_aftercare",
-            db_path=_copy(template, work / "s.db"),
+            db_path=copy_of(template, work / "s.db"),
             **plan_args,
         )
         measured("schedule_peer", "schedule_peer", store_path=work / "s-jobs.db", **plan_args)
@@ -591,7 +590,7 @@ def run(patients: int, dispatched: int) -> dict[str, Any]:
         measured(
             "dispatch_aftercare",
             "dispatch_aftercare",
-            db_path=_copy(template, work / "d.db"),
+            db_path=copy_of(template, work / "d.db"),
             **send_args,
         )
         measured("dispatch_peer", "dispatch_peer", store_path=work / "d-jobs.db", **send_args)
@@ -610,18 +609,6 @@ def run(patients: int, dispatched: int) -> dict[str, Any]:
     if wrong:
         raise SystemExit("the runs did not check out:\n" + "\n".join(wrong))
     return results
-
-
-def _migrated_template(path: Path) -> Path:
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
-    engine.dispose()  # the last connection to close checkpoints the WAL into the file
-    return path
-
-
-def _copy(template: Path, path: Path) -> Path:
-    shutil.copyfile(template, path)
-    return path
 
 
 def _say(text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,3 +39,18 @@ def write_section(name: str, section: str, path: Path = README) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n{section}\n{end}{tail}", encoding="utf-8")
+
+
+def migrated_template(path: Path) -> Path:
+    """A migrated, empty SQLite file to copy for each run (copying beats migrating)."""
+    from aftercare import db
+
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
+
+
+def copy_of(template: Path, path: Path) -> Path:
+    shutil.copyfile(template, path)
+    return path

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from aftercare.app import App
+from aftercare.enrollment import FIELDS
 from aftercare.importer import MAX_FIELD
 from aftercare.models import Patient
 from tests.conftest import CliRun
@@ -30,17 +31,7 @@ from tests.strategies import (
 )
 
 RowCounts = Callable[[], dict[str, int]]
-COLUMNS = (
-    "first_name",
-    "phone",
-    "email",
-    "timezone",
-    "procedure",
-    "discharged_at",
-    "language",
-    "channels",
-    "external_id",
-)
+COLUMNS = FIELDS  # the CSV's columns, in the documented order
 HEADER = ",".join(COLUMNS)
 # The csv reader counts a line at each of these, inside quoted cells too.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
