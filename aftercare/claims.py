@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import (
@@ -127,6 +127,7 @@ def claim_due(
     settled = _settle_unsendable(session, rows, now, worker)
     sendable = [claim for claim, _ in rows if claim.id not in settled]
     _mark_sending(session, [r.id for r in sendable], now, worker)
+    _claimed_events(session, sendable, worker, now)
     counts: dict[str, int] = {}
     for status in settled.values():
         counts[status] = counts.get(status, 0) + 1
@@ -263,6 +264,25 @@ def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: s
                 updated_at=now,
             )
             .execution_options(synchronize_session=False)
+        )
+
+
+def _claimed_events(session: Session, claims: Sequence[Claim], worker: str, now: datetime) -> None:
+    """The audit trail's "claimed": who took each message and when, before it was sent.
+    Core rows from what the claim already holds: no read, one executemany per batch."""
+    if claims:
+        session.execute(
+            insert(cast(Table, Event.__table__)),
+            [
+                {
+                    "at": now,
+                    "kind": "claimed",
+                    "actor": worker,
+                    "enrollment_id": claim.enrollment_id,
+                    "message_id": claim.id,
+                }
+                for claim in claims
+            ],
         )
 
 

@@ -116,6 +116,27 @@ def test_it_sends_what_is_due_once_and_nothing_early(app, clock, enroll, dispatc
     assert row.sent_at == clock.now()
 
 
+def test_the_audit_trail_says_who_claimed_each_message_and_when_before_it_was_sent(
+    app, clock, enroll, dispatcher
+):
+    enroll()
+    welcome_time(clock)
+    dispatcher("host-a:1:w").dispatch_due()
+    row = message(app, "welcome-home")
+    with app.sessions() as session:
+        trail = session.execute(
+            select(Event.kind, Event.actor, Event.at, Event.enrollment_id)
+            .where(Event.message_id == row.id)
+            .order_by(Event.id)
+        ).all()
+    assert [(kind, actor) for kind, actor, _, _ in trail] == [
+        ("claimed", "host-a:1:w"),
+        ("sent", "host-a:1:w"),
+    ]
+    assert {at for _, _, at, _ in trail} == {clock.now()}
+    assert {enrollment for *_, enrollment in trail} == {row.enrollment_id}
+
+
 def test_a_whole_timeline_goes_out_on_time_and_completes_the_enrollment(
     app, clock, enroll, dispatcher, sms
 ):
