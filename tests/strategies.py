@@ -65,10 +65,12 @@ LEGITIMATE_NAMES = [
 
 # Any Unicode text except lone surrogates (which cannot come from a decoded file or form).
 any_text = st.text(max_size=80)
-# Text weighted towards the characters that break things.
+# Text weighted towards the characters that break things. No lone surrogates here either: no
+# decoded file, form or terminal argument holds one (undecodable argument bytes, which do arrive
+# as surrogates, have a test of their own), and Twilio could not even sign a form with one.
 nasty_char = st.one_of(
     st.sampled_from(CONTROL + BIDI + INVISIBLE + FORMULA_PREFIXES + list(",\"'\n\r;|<>{}%\\")),
-    st.characters(),
+    st.characters(exclude_categories=("Cs",)),
 )
 nasty_text = st.text(nasty_char, max_size=60)
 formula_cell = st.one_of(
