@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from aftercare.bulk import BulkInsert
 from aftercare.models import (
     Enrollment,
     EnrollmentStatus,
@@ -268,22 +269,16 @@ def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: s
 
 
 def _claimed_events(session: Session, claims: Sequence[Claim], worker: str, now: datetime) -> None:
-    """The audit trail's "claimed": who took each message and when, before it was sent.
-    Core rows from what the claim already holds: no read, one executemany per batch."""
+    """The audit trail's "claimed": who took each message and when, before it was sent. Through
+    the driver's executemany from what the claim already holds (no read): through the ORM these
+    rows cost a quarter of the dispatcher's time with the in-memory channel."""
     if claims:
-        session.execute(
-            insert(cast(Table, Event.__table__)),
-            [
-                {
-                    "at": now,
-                    "kind": "claimed",
-                    "actor": worker,
-                    "enrollment_id": claim.enrollment_id,
-                    "message_id": claim.id,
-                }
-                for claim in claims
-            ],
-        )
+        writer = BulkInsert(session.connection(), Event, _CLAIMED_COLUMNS)
+        at = writer.converter("at")(now)
+        writer.execute([(at, "claimed", worker, c.enrollment_id, c.id) for c in claims])
+
+
+_CLAIMED_COLUMNS = ("at", "kind", "actor", "enrollment_id", "message_id")
 
 
 def _set_status(session: Session, ids: Sequence[int], status: MessageStatus, now: datetime) -> None:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from aftercare import receipts
+from aftercare.bulk import BulkInsert, Converter
 from aftercare.channels.base import ChannelError, Receipt
 from aftercare.claims import Claim, suppress_address
 from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus
@@ -75,7 +76,7 @@ def record_results(
             opt_outs.add(result.claim.phone)
     if rows:
         session.execute(_RECORD, rows)
-        session.execute(insert(Event), events)
+        _insert_events(session, events)
     for phone in opt_outs:
         suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
     # Twilio may have reported on a text before we knew its SID (see aftercare.receipts).
@@ -83,6 +84,21 @@ def record_results(
     receipts.apply_parked(session, texts, now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)
+
+
+_EVENT_COLUMNS = ("at", "kind", "actor", "enrollment_id", "message_id", "reason", "detail")
+
+
+def _insert_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Through the driver's executemany (aftercare.bulk): one event a message, on the hot path."""
+    writer = BulkInsert(session.connection(), Event, _EVENT_COLUMNS)
+    at, detail = writer.converter("at"), writer.converter("detail", remember=False)
+    writer.execute([_event_row(e, at, detail) for e in events])
+
+
+def _event_row(event: dict[str, Any], at: Converter, detail: Converter) -> tuple[Any, ...]:
+    head = tuple(event[column] for column in _EVENT_COLUMNS[1:-1])
+    return (at(event["at"]), *head, detail(event["detail"]))
 
 
 def still_claimed(session: Session, results: Sequence[Result], worker: str) -> list[Result]:
