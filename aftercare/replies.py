@@ -71,8 +71,9 @@ _PAIN_FILLER = {
     "today", "now", "back", "of",
     "mi", "dolor", "es", "el", "nivel", "de", "un", "una", "como", "hoy", "ahora", "espalda",
 }  # fmt: skip
-# A score is one or two digits ("7", "10", "07"); a longer run of digits is not a score, and
-# int() of one over 4300 digits raises (a 64 KiB reply of zeros would answer 500).
+# A score has at most three digits ("7", "10", "007"; the 0-10 range is checked after); a
+# longer run of digits is not a score, and int() of one over 4300 digits raises (a 64 KiB
+# reply of zeros would answer 500).
 _MAX_SCORE_DIGITS = 3
 PAIN_URGENT_AT = 7  # a score this high is urgent on its own
 PAIN_URGENT_RISE = 3  # ... and so is a rise this big since the enrollment's previous score
