@@ -8,8 +8,8 @@ so Prism serves its paths at the root of its own URL.
 
 Prism is installed into tools/node_modules on first use (``npm ci --prefix tools``, ~15 s) and
 started once per test session (~3 s: the spec is 1.8 MB). Without npm the tests fail, saying
-what to run; they never skip. The spec comes from ../shared/twilio-openapi/ beside the repo, or
-from AFTERCARE_TWILIO_OPENAPI.
+what to run; they never skip. The spec is vendored in tests/contract/ (MIT, with its licence and
+source commit), or comes from AFTERCARE_TWILIO_OPENAPI.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 PRISM = TOOLS / "node_modules" / ".bin" / "prism"
 SPEC = Path(
-    os.environ.get(
-        "AFTERCARE_TWILIO_OPENAPI", REPO.parent / "shared/twilio-openapi/twilio_api_v2010.json"
-    )
+    os.environ.get("AFTERCARE_TWILIO_OPENAPI", REPO / "tests/contract/twilio_api_v2010.json")
 )
 INSTALL_TIMEOUT = 300  # seconds; a cold npm cache on a slow network
 START_TIMEOUT = 60
