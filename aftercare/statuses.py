@@ -35,3 +35,35 @@ class ReplyKind(StrEnum):
     HELP = "help"
     PAIN = "pain"  # a 0-10 answer to the symptom check-in
     QUESTION = "question"  # anything else: for staff
+
+
+class IntakeOutcome(StrEnum):
+    """What a message from a hospital system (HL7 v2, FHIR, the API) came to."""
+
+    ENROLLED = "enrolled"
+    ALREADY_ENROLLED = "already_enrolled"  # the same patient, procedure and discharge time
+    IGNORED = "ignored"  # a procedure the clinic does not follow, a visit it never enrolled
+    CANCELLED = "cancelled"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    MERGED = "merged"
+    ERROR = "error"  # a field is wrong: answered AE, nothing written
+    REJECTED = "rejected"  # not a message that can be processed: answered AR
+    RESENT = "resent"  # a control id (or Encounter) seen before: the stored answer again
+    CONFLICT = "conflict"  # a control id reused for a different message
+    UNAVAILABLE = "unavailable"  # the database could not be reached: the sender resends
+
+
+class IntakeEvent(StrEnum):
+    """Event kinds of the intake paths, beside the lifecycle's (enrolled, cancelled, ...)."""
+
+    HL7_RECEIVED = "hl7_received"
+    HL7_RESENT = "hl7_resent"
+    HL7_CONFLICT = "hl7_conflict"
+    HL7_REJECTED = "hl7_rejected"
+    FHIR_RECEIVED = "fhir_received"
+    API_REQUEST = "api_request"
+    PATIENT_EDITED = "patient_edited"
+    PATIENTS_MERGED = "patients_merged"
+    APIKEY_CREATED = "apikey_created"
+    APIKEY_REVOKED = "apikey_revoked"

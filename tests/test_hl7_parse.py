@@ -12,7 +12,7 @@ from aftercare.errors import SettingsError
 from aftercare.intake import hl7v2
 from aftercare.intake.mapping import load_map
 from aftercare.intake.requests import CancelVisit, Discharge, MergePatients, UpdateContact
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
 from tests import adt
 
 CHICAGO = ZoneInfo("America/Chicago")

@@ -133,7 +133,7 @@ def _mrn(patient: Patient) -> str:
     for identifier in identifiers:
         codings = identifier.type.coding if identifier.type and identifier.type.coding else []
         if any(c.code == "MR" for c in codings):
-            return identifier.value.strip()
+            return str(identifier.value).strip()
     if identifiers:
         return str(identifiers[0].value).strip()
     raise FieldError("Patient.identifier", "the patient's MRN is required", REQUIRED_FIELD_MISSING)
@@ -231,5 +231,5 @@ def pain_observation(
 
 def if_none_exist(resource: Communication | Observation) -> str:
     """The conditional-create query that finds this resource again: our identifier."""
-    identifier = resource.identifier[0]
+    identifier = (resource.identifier or [])[0]
     return f"identifier={identifier.system}|{identifier.value}"

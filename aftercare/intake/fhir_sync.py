@@ -17,6 +17,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.observation import Observation
+
 from aftercare import db
 from aftercare.app import App
 from aftercare.intake import fhir
@@ -24,7 +27,7 @@ from aftercare.intake.apply import Context, Outcome, apply
 from aftercare.intake.fhir_client import FhirClient
 from aftercare.intake.hl7v2 import FieldError
 from aftercare.intake.mapping import ProcedureMap
-from aftercare.statuses import EventKind, IntakeOutcome
+from aftercare.statuses import IntakeEvent, IntakeOutcome
 from aftercare.store import intake as store
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,7 @@ def _one(
         if problem:
             detail["problem"] = str(problem)
             report.errors.append(f"Encounter/{found.encounter_id}: {problem}")
-        store.audit(session, EventKind.FHIR_RECEIVED, actor, now, detail, outcome.enrollment_ids)
+        store.audit(session, IntakeEvent.FHIR_RECEIVED, actor, now, detail, outcome.enrollment_ids)
     return outcome.kind
 
 
@@ -130,7 +133,7 @@ def push(app: App, client: FhirClient, limit: int = 500) -> int:
     written = 0
     for item in pending:
         if item.kind == "pain":
-            resource: fhir.Communication | fhir.Observation = fhir.pain_observation(
+            resource: Communication | Observation = fhir.pain_observation(
                 item.local_id, item.patient_ref, item.encounter_ref, item.at, int(item.text)
             )
         else:

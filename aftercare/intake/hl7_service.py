@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import hl7
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -33,7 +34,7 @@ from aftercare.intake.hl7v2 import (
 )
 from aftercare.intake.mapping import ProcedureMap
 from aftercare.intake.requests import CancelVisit, Discharge
-from aftercare.statuses import EventKind, IntakeOutcome
+from aftercare.statuses import IntakeEvent, IntakeOutcome
 from aftercare.store import intake as store
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,11 @@ class Answer:
 
 
 class Hl7Service:
-    def __init__(self, app: App, procedures: ProcedureMap) -> None:
+    def __init__(self, app: App, procedures: ProcedureMap, timezone: str) -> None:
         self._app = app
         self._procedures = procedures
-        self._zone_name = app.settings.hl7_timezone
-        self._zone = app.settings.hl7_zone
+        self._zone_name = timezone
+        self._zone = ZoneInfo(timezone)
 
     def __call__(self, raw: bytes) -> bytes:
         """The MLLP listener's handler: ACKs are sent in the message's own encoding."""
@@ -86,16 +87,16 @@ class Hl7Service:
             stored = store.find_hl7_message(session, header.sender, header.control_id)
             if stored is not None:
                 if stored.digest != digest:
-                    problem = ack.Problem(
+                    reuse = ack.Problem(
                         "MSH-10: this control id was used for a different message",
                         APPLICATION_INTERNAL_ERROR,
                         "MSH-10",
                     )
-                    text = ack.build(ack.ERROR, header, _ack_id(), now, problem)
-                    store.audit(session, EventKind.HL7_CONFLICT, actor, now, _audit(header))
+                    text = ack.build(ack.ERROR, header, _ack_id(), now, reuse)
+                    store.audit(session, IntakeEvent.HL7_CONFLICT, actor, now, _audit(header))
                     self._log(header, IntakeOutcome.CONFLICT)
                     return Answer(text, ack.ERROR, IntakeOutcome.CONFLICT)
-                store.audit(session, EventKind.HL7_RESENT, actor, now, _audit(header))
+                store.audit(session, IntakeEvent.HL7_RESENT, actor, now, _audit(header))
                 self._log(header, IntakeOutcome.RESENT)
                 return Answer(stored.ack, stored.ack_code, IntakeOutcome.RESENT)
             outcome, code, problem, visit = self._apply(session, header, message, now, actor)
@@ -121,7 +122,9 @@ class Hl7Service:
                 detail["problem"] = problem.text
             elif outcome.note:
                 detail["note"] = outcome.note
-            store.audit(session, EventKind.HL7_RECEIVED, actor, now, detail, outcome.enrollment_ids)
+            store.audit(
+                session, IntakeEvent.HL7_RECEIVED, actor, now, detail, outcome.enrollment_ids
+            )
         self._log(header, outcome.kind, problem.location if problem else None)
         return Answer(text, code, outcome.kind)
 
@@ -157,7 +160,7 @@ class Hl7Service:
                     "problem": exc.problem,
                 }
                 actor = f"hl7:{header.sender}"[:64] if header else "hl7:unknown"
-                store.audit(session, EventKind.HL7_REJECTED, actor, now, detail)
+                store.audit(session, IntakeEvent.HL7_REJECTED, actor, now, detail)
         except OperationalError:
             pass  # the ACK says what is wrong either way; the log line below still records it
         log.warning(

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from aftercare.errors import SettingsError
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
 
 # CPT 2026: 22510-22512 percutaneous vertebroplasty (cervicothoracic, lumbosacral, each
 # additional level), 22513-22515 percutaneous vertebral augmentation (kyphoplasty). 22515 is

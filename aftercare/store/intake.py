@@ -1,4 +1,5 @@
-"""Reads and writes of the intake paths: HL7 messages and their ACKs, visits, contact edits, merges."""
+"""Reads and writes of the intake paths: HL7 messages and ACKs, visits, contact edits, merges,
+FHIR encounters and write-back."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ from aftercare.models import (
     Patient,
     Reply,
 )
-from aftercare.statuses import EnrollmentStatus, EventKind, IntakeOutcome, MessageStatus, ReplyKind
+from aftercare.statuses import (
+    EnrollmentStatus,
+    IntakeEvent,
+    IntakeOutcome,
+    MessageStatus,
+    ReplyKind,
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def save_hl7_message(session: Session, record: Hl7Record) -> None:
 
 def audit(
     session: Session,
-    kind: EventKind,
+    kind: IntakeEvent,
     actor: str,
     now: datetime,
     detail: Mapping[str, Any],
@@ -142,7 +149,7 @@ def edit_patient(
     for name in changed:
         setattr(patient, name, changes[name])
     enrollment_ids = _enrollments_of(session, patient_id)
-    audit(session, EventKind.PATIENT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
+    audit(session, IntakeEvent.PATIENT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
     return changed
 
 
@@ -191,7 +198,7 @@ def merge_patients(
         session.flush()
         merged = Merged(_enrollments_of(session, survivor_id), duplicates)
     detail = {"prior_patient": prior_id, "duplicates": merged.duplicates}
-    audit(session, EventKind.PATIENTS_MERGED, actor, now, detail, merged.enrollment_ids)
+    audit(session, IntakeEvent.PATIENTS_MERGED, actor, now, detail, merged.enrollment_ids)
     return merged
 
 
@@ -275,8 +282,14 @@ def writeback_pending(session: Session, base: str, limit: int) -> list[Writeback
     }
     items: list[WritebackItem] = []
     sent = session.execute(
-        select(Message.id, Message.step, Message.channel, Message.sent_at, linked.c.patient_ref,
-               linked.c.encounter_id)
+        select(
+            Message.id,
+            Message.step,
+            Message.channel,
+            Message.sent_at,
+            linked.c.patient_ref,
+            linked.c.encounter_id,
+        )
         .join(linked, linked.c.enrollment_id == Message.enrollment_id)
         .where(
             Message.status.in_((MessageStatus.SENT.value, MessageStatus.DELIVERED.value)),
@@ -292,8 +305,15 @@ def writeback_pending(session: Session, base: str, limit: int) -> list[Writeback
                 )
             )
     replies = session.execute(
-        select(Reply.id, Reply.kind, Reply.body, Reply.pain_score, Reply.received_at,
-               linked.c.patient_ref, linked.c.encounter_id)
+        select(
+            Reply.id,
+            Reply.kind,
+            Reply.body,
+            Reply.pain_score,
+            Reply.received_at,
+            linked.c.patient_ref,
+            linked.c.encounter_id,
+        )
         .join(linked, linked.c.enrollment_id == Reply.enrollment_id)
         .order_by(Reply.id)
     )

@@ -98,9 +98,9 @@ class FakeFhir:
             return _json({"error": "invalid_client"}, 400)
         client_id, public_key = self.smart_client
         form = request.form
-        if form.get("grant_type") != "client_credentials" or form.get(
-            "client_assertion_type"
-        ) != ("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"):
+        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != (
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
             return _json({"error": "invalid_request"}, 400)
         try:
             claims = jwt.decode(
@@ -163,8 +163,13 @@ class FakeFhir:
             "type": "searchset",
             "total": len(matches),
             "link": links,
-            "entry": [{"fullUrl": f"{self.url}/{e['resource']['resourceType']}/"
-                       f"{e['resource']['id']}", **e} for e in entries],
+            "entry": [
+                {
+                    "fullUrl": f"{self.url}/{e['resource']['resourceType']}/{e['resource']['id']}",
+                    **e,
+                }
+                for e in entries
+            ],
         }
         Bundle.model_validate(bundle)  # the fake never answers what a real server could not
         return _json(bundle)
@@ -197,7 +202,9 @@ def _end(encounter: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(encounter["period"]["end"])
 
 
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(json.dumps(body), status, headers or {}, content_type="application/fhir+json")
 
 
