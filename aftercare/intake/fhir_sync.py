@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.observation import Observation
@@ -69,8 +69,9 @@ def sync(
     actor = f"fhir:{client.base}"[:64]
     for found in fhir.pages_to_encounters(client.search("Encounter", params), procedures):
         report.seen += 1
-        if found.ended_at and (latest is None or found.ended_at > latest):
-            latest = found.ended_at
+        ended = found.ended_at.astimezone(UTC) if found.ended_at and found.ended_at.tzinfo else None
+        if ended and (latest is None or ended > latest):
+            latest = ended
         kind = _one(app, client.base, found, timezone, actor, report)
         report.outcomes[kind.value] = report.outcomes.get(kind.value, 0) + 1
     if latest is not None and latest != cursor:

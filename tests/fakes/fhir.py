@@ -140,7 +140,8 @@ class FakeFhir:
             ),
             key=lambda r: (_end(r), r["id"]),
         )
-        size = int(args.get("_count", [self.page_size])[0])
+        # Servers may page in fewer than _count; this one in at most page_size.
+        size = min(int(args.get("_count", [self.page_size])[0]), self.page_size)
         page = matches[offset : offset + size]
         entries = [{"resource": r, "search": {"mode": "match"}} for r in page]
         if "Encounter:patient" in args.get("_include", []):
