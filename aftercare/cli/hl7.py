@@ -24,7 +24,13 @@ def hl7_group() -> None:
 
 @hl7_group.command("listen")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=2575, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=2575,
+    show_default=True,
+    help="0: any free port (printed).",
+)
 @pass_app
 def listen(app: App, host: str, port: int) -> None:
     """Receive ADT messages over MLLP: A03 enrolls, A13/A11 cancel, A08 updates, A40 merges."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import hl7
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -26,6 +25,7 @@ from aftercare.intake import ack
 from aftercare.intake.apply import Context, Outcome, apply
 from aftercare.intake.hl7v2 import (
     APPLICATION_INTERNAL_ERROR,
+    Er7,
     FieldError,
     Header,
     Rejected,
@@ -79,7 +79,7 @@ class Hl7Service:
                 return self._unavailable(header, "the database is unavailable; resend")
         raise AssertionError("unreachable")
 
-    def _once(self, header: Header, message: hl7.Message, digest: str) -> Answer:
+    def _once(self, header: Header, message: Er7, digest: str) -> Answer:
         app = self._app
         with db.transaction(app.sessions) as session:
             now = app.clock.now()
@@ -129,7 +129,7 @@ class Hl7Service:
         return Answer(text, code, outcome.kind)
 
     def _apply(
-        self, session: Session, header: Header, message: hl7.Message, now: datetime, actor: str
+        self, session: Session, header: Header, message: Er7, now: datetime, actor: str
     ) -> tuple[Outcome, str, ack.Problem | None, str | None]:
         """What the message did, its ACK code, why it was not accepted, and its visit number."""
         try:

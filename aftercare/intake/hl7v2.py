@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import hl7
@@ -113,13 +114,56 @@ class FieldError(InputError):
         self.code = code
 
 
-def read_message(text: str) -> tuple[Header, hl7.Message]:
+class Er7:
+    """A parsed message with its segments indexed by name. python-hl7's own ``message[key]``
+    scans every segment on each lookup; a discharge needs some thirty of them."""
+
+    def __init__(self, message: hl7.Message) -> None:
+        self.segments: dict[str, list[hl7.Segment]] = {}
+        for segment in message:
+            self.segments.setdefault(str(segment[0]), []).append(segment)
+
+    def get(self, key: str, nth: int = 0) -> str:
+        """One unescaped value (``PID.F13.R1.C3``), or "" when it is absent."""
+        name, field, rep, component = _key(key)
+        found = self.segments.get(name)
+        if not found or nth >= len(found):
+            return ""
+        try:
+            return str(found[nth].extract_field(1, field, rep, component))
+        except IndexError:
+            return ""
+
+    def has(self, key: str) -> bool:
+        """Whether the repetition exists (``PID.F13.R2``)."""
+        name, field, rep, _ = _key(key)
+        found = self.segments.get(name)
+        if not found:
+            return False
+        try:
+            found[0].extract_field(1, field, rep, 1)
+        except IndexError:
+            return False
+        return True
+
+    def count(self, name: str) -> int:
+        return len(self.segments.get(name, ()))
+
+
+@lru_cache(maxsize=256)
+def _key(key: str) -> tuple[str, int, int, int]:
+    name, *parts = key.split(".")
+    numbers = {part[0]: int(part[1:]) for part in parts}
+    return name, numbers.get("F", 1), numbers.get("R", 1), numbers.get("C", 1)
+
+
+def read_message(text: str) -> tuple[Header, Er7]:
     """The header and the parsed message; raises Rejected when either is unusable."""
     body = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r\x00 ")
     if not body.startswith("MSH") or len(body) < 8:
         raise Rejected("not an HL7 v2 message (no MSH segment)", APPLICATION_INTERNAL_ERROR)
     try:
-        message = hl7.parse(body)
+        message = Er7(hl7.parse(body))
     except Exception:  # python-hl7 raises assorted errors on malformed input; all mean the same
         raise Rejected("the message cannot be parsed", APPLICATION_INTERNAL_ERROR) from None
     header = Header(
@@ -148,9 +192,7 @@ def read_message(text: str) -> tuple[Header, hl7.Message]:
     return header, message
 
 
-def to_request(
-    header: Header, message: hl7.Message, procedures: ProcedureMap, zone: ZoneInfo
-) -> Parsed:
+def to_request(header: Header, message: Er7, procedures: ProcedureMap, zone: ZoneInfo) -> Parsed:
     """The neutral request of an ADT message; raises FieldError naming the field."""
     mrn = _mrn(message)
     if header.event == "A03":
@@ -181,27 +223,19 @@ def to_request(
     return Parsed(MergePatients(mrn, prior))
 
 
-def _value(message: hl7.Message, key: str) -> str:
-    """One (unescaped) value, or "" when the segment, field or repetition is absent."""
-    try:
-        return str(message[key])
-    except (KeyError, IndexError):
-        return ""
+def _value(message: Er7, key: str) -> str:
+    return message.get(key)
 
 
-def _repetitions(
-    message: hl7.Message, field: str, components: tuple[int, ...]
-) -> Iterator[list[str]]:
+def _repetitions(message: Er7, field: str, components: tuple[int, ...]) -> Iterator[list[str]]:
     """Each repetition of ``field`` (``PID.F13``) as the listed components."""
     for rep in range(1, 21):
-        try:
-            message[f"{field}.R{rep}"]
-        except (KeyError, IndexError):
+        if not message.has(f"{field}.R{rep}"):
             return
         yield [_value(message, f"{field}.R{rep}.C{c}") for c in components]
 
 
-def _mrn(message: hl7.Message) -> str:
+def _mrn(message: Er7) -> str:
     ids = list(_repetitions(message, "PID.F3", (1, 5)))
     chosen = next((i for i, kind in ids if kind.upper() == "MR" and i.strip()), None)
     chosen = chosen or next((i for i, _ in ids if i.strip()), None)
@@ -212,7 +246,7 @@ def _mrn(message: hl7.Message) -> str:
     return chosen.strip()
 
 
-def _contact(message: hl7.Message) -> Contact:
+def _contact(message: Er7) -> Contact:
     phones: list[tuple[int, str]] = []
     email = None
     for rank_base, field in ((0, "PID.F13"), (10, "PID.F14")):
@@ -255,15 +289,13 @@ def _language(raw: str) -> str | None:
     return _LANGUAGES.get(code, code.split("-")[0] if "-" in code else code)
 
 
-def _procedure(message: hl7.Message, procedures: ProcedureMap) -> tuple[str, str | None]:
+def _procedure(message: Er7, procedures: ProcedureMap) -> tuple[str, str | None]:
     """The first PR1 whose code the clinic follows, else the first code; with its timeline."""
     codes = []
-    for index in range(1, len(message.segments("PR1")) + 1 if _has(message, "PR1") else 1):
-        code = _field_of(message, "PR1", index, 3, 1).strip()
+    for index in range(message.count("PR1")):
+        code = message.get("PR1.F3.R1.C1", index).strip()
         if code:
-            system = _field_of(message, "PR1", index, 3, 3) or _field_of(
-                message, "PR1", index, 2, 1
-            )
+            system = message.get("PR1.F3.R1.C3", index) or message.get("PR1.F2.R1.C1", index)
             codes.append((coding_system(system), code))
     if not codes:
         raise FieldError("PR1-3", "a procedure code is required", REQUIRED_FIELD_MISSING)
@@ -275,22 +307,7 @@ def _procedure(message: hl7.Message, procedures: ProcedureMap) -> tuple[str, str
     return f"{system} {code}", None
 
 
-def _has(message: hl7.Message, segment: str) -> bool:
-    try:
-        message.segment(segment)
-    except KeyError:
-        return False
-    return True
-
-
-def _field_of(message: hl7.Message, segment: str, index: int, field: int, component: int) -> str:
-    try:
-        return str(message.extract_field(segment, index, field, 1, component))
-    except (KeyError, IndexError):
-        return ""
-
-
-def _discharge_time(message: hl7.Message, zone: ZoneInfo) -> datetime:
+def _discharge_time(message: Er7, zone: ZoneInfo) -> datetime:
     raw = _value(message, "PV1.F45.R1.C1").strip()
     if not raw:
         raise FieldError("PV1-45", "the discharge time is required", REQUIRED_FIELD_MISSING)
