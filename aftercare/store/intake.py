@@ -335,3 +335,31 @@ def mark_written_back(
     session.add(
         FhirWriteback(base=base, kind=kind, local_id=local_id, server_id=server_id, written_at=now)
     )
+
+
+# --- the REST API -------------------------------------------------------------------------------
+
+
+def enrollments_of_external_id(session: Session, external_id: str) -> list[Enrollment]:
+    query = (
+        select(Enrollment)
+        .join(Patient, Patient.id == Enrollment.patient_id)
+        .where(Patient.external_id == external_id)
+        .order_by(Enrollment.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def message_counts(session: Session, enrollment_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Messages by status, per enrollment (as ``patients list`` shows them)."""
+    if not enrollment_ids:
+        return {}
+    query = (
+        select(Message.enrollment_id, Message.status, func.count())
+        .where(Message.enrollment_id.in_(enrollment_ids))
+        .group_by(Message.enrollment_id, Message.status)
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for enrollment_id, status, count in session.execute(query):
+        counts.setdefault(enrollment_id, {})[status] = count
+    return counts

@@ -12,6 +12,7 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from aftercare.api import routes as api
 from aftercare.app import App
 from aftercare.web import ops, twilio, unsubscribe
 from aftercare.web.http import MAX_BODY, plain
@@ -26,7 +27,7 @@ def create_app(app: App) -> Flask:
     web.url_map.strict_slashes = False
     web.extensions["aftercare"] = app
     web.extensions["aftercare.signatures"] = twilio.Signatures(app.settings)
-    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint):
+    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, api.blueprint):
         web.register_blueprint(blueprint)
     web.register_error_handler(HTTPException, _http_error)
     web.register_error_handler(Exception, _unhandled)

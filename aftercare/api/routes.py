@@ -1,0 +1,249 @@
+"""``/api/v1``: enrollments for integration engines and scripts, on ``aftercare serve``.
+
+JSON in and out, in the shapes of the CLI's ``--json`` (``patients show``, ``patients list``).
+Each request carries ``Authorization: Bearer ak_…`` (``aftercare apikey create``); viewers read,
+nurses and admins also write. Every request made with a key, refused or not, is in the audit
+log under the key's name. A POST with an ``Idempotency-Key`` is done once: a repeat gets the
+first answer again (``Idempotent-Replayed: true``), the same key with another request a 422.
+Errors are RFC 9457 problem details naming the member at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from aftercare import lifecycle
+from aftercare.api import keys
+from aftercare.api.openapi import SPEC
+from aftercare.api.problems import Problem, response
+from aftercare.cli import views
+from aftercare.db import transaction
+from aftercare.enrollment import parse_request
+from aftercare.errors import AftercareError, InputError, NotFoundError
+from aftercare.store import apikeys
+from aftercare.store import intake as intake_store
+from aftercare.store.enrollments import enroll_many
+from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.web.http import aftercare_app
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+Result = tuple[int, Any, int | None]  # status, JSON body, the enrollment it concerns
+Action = Callable[[Session, datetime, str], Result]
+ENROLL_FIELDS = (
+    "first_name",
+    "phone",
+    "email",
+    "timezone",
+    "procedure",
+    "discharged_at",
+    "language",
+    "channels",
+    "external_id",
+)
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return Response(json.dumps(SPEC), 200, mimetype="application/json")
+
+
+@blueprint.post("/enrollments")
+def create_enrollment() -> Response:
+    def action(session: Session, now: datetime, actor: str) -> Result:
+        app = aftercare_app()
+        body = _body()
+        fields = {name: _text(body, name) for name in ENROLL_FIELDS}
+        enrollment = parse_request(fields, app.catalog, now)
+        (result,) = enroll_many(session, [enrollment], app.settings, now, actor)
+        shown = views.show_enrollment(session, result.enrollment_id) | {"created": result.created}
+        return (201 if result.created else 200), shown, result.enrollment_id
+
+    return _run(action, write=True)
+
+
+@blueprint.get("/enrollments/<int:enrollment_id>")
+def get_enrollment(enrollment_id: int) -> Response:
+    def action(session: Session, now: datetime, actor: str) -> Result:
+        return 200, views.show_enrollment(session, enrollment_id), enrollment_id
+
+    return _run(action, write=False)
+
+
+@blueprint.post("/enrollments/<int:enrollment_id>/<any(cancel, pause, resume):verb>")
+def change_enrollment(enrollment_id: int, verb: str) -> Response:
+    def action(session: Session, now: datetime, actor: str) -> Result:
+        reason = _reason(_body(optional=True))
+        if verb == "cancel":
+            if not reason:
+                raise InputError("reason", "is required")
+            lifecycle.cancel(session, enrollment_id, reason, actor, now)
+        elif verb == "pause":
+            lifecycle.pause(session, enrollment_id, reason, actor, now)
+        else:
+            lifecycle.resume(session, enrollment_id, reason, actor, now)
+        return 200, views.show_enrollment(session, enrollment_id), enrollment_id
+
+    return _run(action, write=True)
+
+
+@blueprint.post("/enrollments/<int:enrollment_id>/reschedule")
+def reschedule(enrollment_id: int) -> Response:
+    def action(session: Session, now: datetime, actor: str) -> Result:
+        app = aftercare_app()
+        body = _body()
+        raw = _text(body, "discharged_at")
+        if not raw:
+            raise InputError("discharged_at", "is required")
+        try:
+            when = check_discharge_time(parse_instant(raw), now)
+        except ValueError as exc:
+            raise InputError("discharged_at", str(exc)) from None
+        lifecycle.reschedule(
+            session, enrollment_id, when, app.catalog, app.settings, actor, now, _reason(body)
+        )
+        return 200, views.show_enrollment(session, enrollment_id), enrollment_id
+
+    return _run(action, write=True)
+
+
+@blueprint.get("/patients")
+def patients() -> Response:
+    external_id = (request.args.get("external_id") or "").strip()
+
+    def action(session: Session, now: datetime, actor: str) -> Result:
+        if not external_id:
+            raise InputError("external_id", "is required")
+        enrollments = intake_store.enrollments_of_external_id(session, external_id)
+        counts = intake_store.message_counts(session, [e.id for e in enrollments])
+        listed = [views.enrollment_summary(e, counts.get(e.id, {})) for e in enrollments]
+        return 200, listed, None
+
+    return _run(action, write=False)
+
+
+# --- what every endpoint shares ---------------------------------------------------------------
+
+
+def _run(action: Action, write: bool) -> Response:
+    try:
+        return _authorised(action, write)
+    except Problem as problem:
+        headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+        return response(problem, headers)
+    except OperationalError:
+        return response(Problem(503, "unavailable", "the database is unavailable; retry"))
+
+
+def _authorised(action: Action, write: bool) -> Response:
+    app = aftercare_app()
+    presented = request.headers.get("Authorization", "")
+    token = presented.removeprefix("Bearer ").strip() if presented.startswith("Bearer ") else ""
+    key_id = keys.key_id_of(token)
+    with transaction(app.sessions) as session:
+        key = apikeys.by_key_id(session, key_id) if key_id else None
+    if key is None or key.revoked or not keys.matches(token, key.digest):
+        raise Problem(401, "unauthenticated", "a valid API key is required (Bearer ak_…)")
+    now = app.clock.now()
+    idempotency = request.headers.get("Idempotency-Key", "").strip() if write else ""
+    if len(idempotency) > 200:
+        raise Problem(422, "invalid-field", "is longer than 200 characters", "Idempotency-Key")
+    digest = hashlib.sha256(
+        request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data()
+    ).hexdigest()
+    try:
+        with transaction(app.sessions) as session:
+            if idempotency:
+                kept = apikeys.kept_answer(session, key.id, idempotency)
+                if kept is not None:
+                    return _replay(kept, digest)
+            if write and key.role not in keys.WRITERS:
+                status, body, enrollment_id = _problem(
+                    Problem(403, "forbidden", f"the key's role ({key.role}) may only read")
+                )
+            else:
+                status, body, enrollment_id = _attempt(session, action, now, f"api:{key.name}")
+            text = json.dumps(body)
+            if idempotency and status < 500:
+                apikeys.keep_answer(session, key.id, idempotency, digest, status, text, now)
+            detail = {"method": request.method, "path": request.path, "status": status}
+            apikeys.record_use(session, key, now, detail, enrollment_id)
+    except IntegrityError:
+        # The same Idempotency-Key in two requests at once: the other one is being done.
+        raise Problem(409, "in-progress", "a request with this key is in progress; retry") from None
+    media = "application/problem+json" if status >= 400 else "application/json"
+    return Response(text, status, mimetype=media)
+
+
+def _attempt(session: Session, action: Action, now: datetime, actor: str) -> Result:
+    """The action's result, or its error as a problem; an error leaves nothing written."""
+    try:
+        with session.begin_nested():
+            return action(session, now, actor)
+    except Problem as problem:
+        return _problem(problem)
+    except InputError as exc:
+        return _problem(Problem(422, "invalid-field", exc.problem, exc.field))
+    except NotFoundError as exc:
+        return _problem(Problem(404, "not-found", str(exc)))
+    except AftercareError as exc:
+        return _problem(Problem(409, "conflict", str(exc)))
+
+
+def _problem(problem: Problem) -> Result:
+    return problem.status, problem.body(), None
+
+
+def _replay(kept: apikeys.Kept, digest: str) -> Response:
+    if kept.request_digest != digest:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "was used for a different request",
+            "Idempotency-Key",
+        )
+    media = "application/problem+json" if kept.status >= 400 else "application/json"
+    return Response(kept.body, kept.status, {"Idempotent-Replayed": "true"}, mimetype=media)
+
+
+def _body(optional: bool = False) -> dict[str, Any]:
+    raw = request.get_data()
+    if optional and not raw.strip():
+        return {}
+    if request.mimetype != "application/json":
+        raise Problem(415, "unsupported-media-type", "send application/json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "invalid-json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Problem(422, "invalid-field", "must be a JSON object", "body")
+    return body
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    """A member as text (``channels`` may also be a list of names)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if name == "channels" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    if not isinstance(value, str):
+        raise InputError(name, "must be a string")
+    return value
+
+
+def _reason(body: dict[str, Any]) -> str | None:
+    text = _text(body, "reason")
+    cleaned = " ".join(text.split()) if text else ""
+    if len(cleaned) > 500:
+        raise InputError("reason", "is longer than 500 characters")
+    return cleaned or None
