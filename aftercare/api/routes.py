@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
 from aftercare import lifecycle
 from aftercare.api import keys
@@ -31,13 +32,15 @@ from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.store import apikeys
 from aftercare.store import intake as intake_store
 from aftercare.store.enrollments import enroll_many
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.validation import check_discharge_time, parse_external_id, parse_instant
 from aftercare.web.http import aftercare_app
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 Result = tuple[int, Any, int | None]  # status, JSON body, the enrollment it concerns
 Action = Callable[[Session, datetime, str], Result]
+# Ids are database integers: a larger one names nothing (and would overflow the driver).
+ID = "<int(max=2147483647):enrollment_id>"
 ENROLL_FIELDS = (
     "first_name",
     "phone",
@@ -70,7 +73,7 @@ def create_enrollment() -> Response:
     return _run(action, write=True)
 
 
-@blueprint.get("/enrollments/<int:enrollment_id>")
+@blueprint.get(f"/enrollments/{ID}")
 def get_enrollment(enrollment_id: int) -> Response:
     def action(session: Session, now: datetime, actor: str) -> Result:
         return 200, views.show_enrollment(session, enrollment_id), enrollment_id
@@ -78,7 +81,7 @@ def get_enrollment(enrollment_id: int) -> Response:
     return _run(action, write=False)
 
 
-@blueprint.post("/enrollments/<int:enrollment_id>/<any(cancel, pause, resume):verb>")
+@blueprint.post(f"/enrollments/{ID}/<any(cancel, pause, resume):verb>")
 def change_enrollment(enrollment_id: int, verb: str) -> Response:
     def action(session: Session, now: datetime, actor: str) -> Result:
         reason = _reason(_body(optional=True))
@@ -95,7 +98,7 @@ def change_enrollment(enrollment_id: int, verb: str) -> Response:
     return _run(action, write=True)
 
 
-@blueprint.post("/enrollments/<int:enrollment_id>/reschedule")
+@blueprint.post(f"/enrollments/{ID}/reschedule")
 def reschedule(enrollment_id: int) -> Response:
     def action(session: Session, now: datetime, actor: str) -> Result:
         app = aftercare_app()
@@ -117,25 +120,37 @@ def reschedule(enrollment_id: int) -> Response:
 
 @blueprint.get("/patients")
 def patients() -> Response:
-    external_id = (request.args.get("external_id") or "").strip()
+    raw = (request.args.get("external_id") or "").strip()
 
     def action(session: Session, now: datetime, actor: str) -> Result:
-        if not external_id:
+        if not raw:
             raise InputError("external_id", "is required")
+        try:
+            external_id = parse_external_id(raw)
+        except ValueError as exc:
+            raise InputError("external_id", str(exc)) from None
         enrollments = intake_store.enrollments_of_external_id(session, external_id)
         counts = intake_store.message_counts(session, [e.id for e in enrollments])
         listed = [views.enrollment_summary(e, counts.get(e.id, {})) for e in enrollments]
         return 200, listed, None
 
-    return _run(action, write=False)
+    return _run(action, write=False, query=frozenset({"external_id"}))
+
+
+def http_error(exc: HTTPException) -> Response:
+    """The web app's HTTP errors (no such route, wrong method, too large) under /api/v1."""
+    status = exc.code or 500
+    problem = Problem(status, "http", exc.description or exc.name)
+    allowed = getattr(exc, "valid_methods", None)
+    return response(problem, {"Allow": ", ".join(allowed)} if allowed else None)
 
 
 # --- what every endpoint shares ---------------------------------------------------------------
 
 
-def _run(action: Action, write: bool) -> Response:
+def _run(action: Action, write: bool, query: frozenset[str] = frozenset()) -> Response:
     try:
-        return _authorised(action, write)
+        return _authorised(action, write, query)
     except Problem as problem:
         headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
         return response(problem, headers)
@@ -143,7 +158,7 @@ def _run(action: Action, write: bool) -> Response:
         return response(Problem(503, "unavailable", "the database is unavailable; retry"))
 
 
-def _authorised(action: Action, write: bool) -> Response:
+def _authorised(action: Action, write: bool, query: frozenset[str]) -> Response:
     app = aftercare_app()
     presented = request.headers.get("Authorization", "")
     token = presented.removeprefix("Bearer ").strip() if presented.startswith("Bearer ") else ""
@@ -165,7 +180,13 @@ def _authorised(action: Action, write: bool) -> Response:
                 kept = apikeys.kept_answer(session, key.id, idempotency)
                 if kept is not None:
                     return _replay(kept, digest)
-            if write and key.role not in keys.WRITERS:
+            unknown = sorted(set(request.args) - query)
+            if unknown:
+                # A misspelt parameter (externalid=) must not silently list everything.
+                status, body, enrollment_id = _problem(
+                    Problem(422, "invalid-field", "is not a parameter here", unknown[0][:40])
+                )
+            elif write and key.role not in keys.WRITERS:
                 status, body, enrollment_id = _problem(
                     Problem(403, "forbidden", f"the key's role ({key.role}) may only read")
                 )

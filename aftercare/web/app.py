@@ -35,6 +35,8 @@ def create_app(app: App) -> Flask:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    if request.path.startswith(api.blueprint.url_prefix or "/api/"):
+        return api.http_error(exc)  # routing's 404/405 never reach a blueprint's own handlers
     return plain(exc.code or 500, exc.name)
 
 
