@@ -19,8 +19,9 @@ from aftercare.config import Settings
 from aftercare.enrollment import EnrollmentRequest, identity
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
-from aftercare.statuses import MessageStatus
-from aftercare.store import bulk
+from aftercare.statuses import EventKind, MessageStatus
+from aftercare.store import bulk, events
+from aftercare.store.events import NewEvent
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,18 @@ def _store_new(
         for i, r in zip(ids, new, strict=True)
     )
     counts = bulk.insert_messages(connection, plans)
-    bulk.insert_events(connection, ids, counts, now, actor)
+    events.write(
+        session,
+        now,
+        [
+            event
+            for enrollment_id, count in zip(ids, counts, strict=True)
+            for event in (
+                NewEvent(EventKind.ENROLLED, actor, enrollment_id),
+                NewEvent(EventKind.PLANNED, actor, enrollment_id, detail={"messages": count}),
+            )
+        ],
+    )
     return ids, counts
 
 
