@@ -52,6 +52,7 @@ class Claim:
         return self.phone if self.channel == "sms" else self.email
 
 
+# Labelled as the fields of Claim, which is built from each row by name.
 _CLAIM_COLUMNS = (
     Message.id,
     Message.enrollment_id,
@@ -63,7 +64,7 @@ _CLAIM_COLUMNS = (
     Message.attempts,
     Enrollment.procedure,
     Enrollment.discharged_at,
-    Patient.id,
+    Patient.id.label("patient_id"),
     Patient.first_name,
     Patient.phone,
     Patient.email,
@@ -112,8 +113,8 @@ def claim_due(
         )
         # Only by due time, which the (status, next_attempt_at) index yields in order, so the
         # scan stops after ``limit`` rows. A tie-break on id would make PostgreSQL sort every
-        # due row for every batch: a backlog (an outage, a day's enrollments due at the same
-        # local 09:00) cost each claim a sort of the whole backlog, 57 ms at 50,000 rows.
+        # due row for every batch, and a backlog (an outage, a day's enrollments due at the
+        # same local 09:00) is exactly when claims must stay cheap.
         .order_by(Message.next_attempt_at)
         .limit(limit),
     )
@@ -182,9 +183,9 @@ def _with_previous(claim: Claim, previous: datetime | None) -> Claim:
     """Provider records are looked for since the message was due, not only since the previous
     claim: a reconciliation that crashed in its turn re-stamped ``claimed_at`` (the text went
     out under an older claim), and an earlier attempt that timed out may have reached the
-    provider before this attempt was claimed. After a crash loop of more than the lookup's
-    clock-skew allowance, the previous claim's time alone missed the records and every text
-    went out twice. Retries already look since the due time (dispatch)."""
+    provider before this attempt was claimed. With the previous claim's time alone, a crash
+    loop longer than the lookup's clock-skew allowance would miss the records and send again.
+    Retries already look since the due time (dispatch)."""
     since = claim.due_at if previous is None else min(previous, claim.due_at)
     return Claim(**{**claim.__dict__, "previous_claim_at": since})
 
@@ -201,7 +202,7 @@ def _claim_rows(
 ) -> list[tuple[Claim, str]]:
     """The claims for ``ids``, each with its enrollment's status (re-checked before sending)."""
     query = (
-        select(*_CLAIM_COLUMNS, Enrollment.status)
+        select(*_CLAIM_COLUMNS, Enrollment.status.label("enrollment_status"))
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
         .where(Message.id.in_(list(ids)))
@@ -209,9 +210,10 @@ def _claim_rows(
     )
     rows = []
     for row in session.execute(query):
-        *values, enrollment_status = row
-        values[7] += extra_attempt  # attempts
-        rows.append((Claim(*values), enrollment_status))
+        fields = dict(row._mapping)
+        enrollment_status = fields.pop("enrollment_status")
+        fields["attempts"] += extra_attempt
+        rows.append((Claim(**fields), enrollment_status))
     return rows
 
 

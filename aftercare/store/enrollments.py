@@ -180,7 +180,7 @@ def _store_new(
     # rows just written: cheaper than RETURNING, which SQLAlchemy does row by row on SQLite.
     written = _existing_enrollments(session, new, patients)
     ids = [written[_enrollment_key(r, patients)] for r in new]
-    # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
+    # A generator: each plan becomes rows and is dropped, so a batch never holds all its plans.
     plans = (
         (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
         for i, r in zip(ids, new, strict=True)
