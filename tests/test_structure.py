@@ -6,6 +6,7 @@
 - The pure modules (planner, retry, replies, render, gsm, schedules/) import no SQLAlchemy and
   nothing that holds a database, and never read a clock: ``now`` is always passed in.
 - No import cycle inside ``aftercare/``, counting imports inside functions too.
+- No module reaches into another's private names (``from aftercare.x import _y``, ``x._y``).
 """
 
 from __future__ import annotations
@@ -162,6 +163,31 @@ def import_cycles(sources: Mapping[str, str]) -> list[list[str]]:
     return cycles
 
 
+def private_reaches(module: str, source: str) -> list[str]:
+    """Where ``module`` uses another aftercare module's private (underscored) names."""
+    tree = ast.parse(source)
+    aliases = set()  # names this module binds to aftercare modules
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aftercare"):
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    problems.append(f"{module}:{node.lineno} imports {node.module}.{alias.name}")
+                aliases.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name.startswith("aftercare")}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            problems.append(f"{module}:{node.lineno} uses {node.value.id}.{node.attr}")
+    return problems
+
+
 # --- the rules, on the real package -------------------------------------------------------------
 
 
@@ -184,6 +210,11 @@ def test_the_pure_modules_hold_no_database_and_read_no_clock() -> None:
 
 def test_no_import_cycle_exists_inside_the_package() -> None:
     assert import_cycles(modules()) == []
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    problems = [p for name, src in modules().items() for p in private_reaches(name, src)]
+    assert problems == []
 
 
 # --- each rule can fail ---------------------------------------------------------------------
@@ -245,3 +276,20 @@ def test_the_cycle_rule_resolves_relative_imports_and_packages() -> None:
         "aftercare.web.ops": "from . import app\n",
     }
     assert import_cycles(sources) == [["aftercare.web.app", "aftercare.web.ops"]]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from aftercare.cli.group import _actor\n",
+        "from aftercare.store import claims\nclaims._lock(session, query)\n",
+        "import aftercare.store.claims as claims\nclaims._REASONS\n",
+    ],
+)
+def test_the_privacy_rule_catches_a_reach_into_another_module(source: str) -> None:
+    assert private_reaches("aftercare.cli.patients", source)
+
+
+def test_the_privacy_rule_lets_a_module_use_its_own_private_names() -> None:
+    source = "from aftercare.store import claims\n_CACHE = {}\nclaims.claim_due(_CACHE)\n"
+    assert private_reaches("aftercare.dispatch", source) == []
