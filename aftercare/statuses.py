@@ -37,6 +37,57 @@ class ReplyKind(StrEnum):
     QUESTION = "question"  # anything else: for staff
 
 
+class EventKind(StrEnum):
+    """What an event of the audit log records."""
+
+    # An enrollment's life, by staff
+    ENROLLED = "enrolled"
+    PLANNED = "planned"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    RESCHEDULED = "rescheduled"
+    PURGED = "purged"
+    # A message's life, by dispatchers and the provider
+    CLAIMED = "claimed"
+    RECONCILING = "reconciling"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RETRY = "retry"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    # Patients' replies and what came of them
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+    REPLIED = "replied"
+    PAIN_SCORE = "pain_score"
+    REPLY_HANDLED = "reply_handled"
+    STAFF_NOTIFIED = "staff_notified"
+    STAFF_EMAIL_FAILED = "staff_email_failed"
+    # Hospital systems (HL7 v2, FHIR) and the REST API
+    HL7_RECEIVED = "hl7_received"
+    HL7_RESENT = "hl7_resent"
+    HL7_CONFLICT = "hl7_conflict"
+    HL7_REJECTED = "hl7_rejected"
+    FHIR_RECEIVED = "fhir_received"
+    API_REQUEST = "api_request"
+    APIKEY_CREATED = "apikey_created"
+    APIKEY_REVOKED = "apikey_revoked"
+    PATIENT_EDITED = "patient_edited"
+    PATIENTS_MERGED = "patients_merged"
+
+
+class Answer(StrEnum):
+    """The automatic answer a reply got, by name (its text is in aftercare.inbox)."""
+
+    STOPPED = "stopped"
+    STARTED = "started"
+    HELP = "help"
+    NOT_MONITORED = "not_monitored"
+
+
 class IntakeOutcome(StrEnum):
     """What a message from a hospital system (HL7 v2, FHIR, the API) came to."""
 
@@ -52,18 +103,3 @@ class IntakeOutcome(StrEnum):
     RESENT = "resent"  # a control id (or Encounter) seen before: the stored answer again
     CONFLICT = "conflict"  # a control id reused for a different message
     UNAVAILABLE = "unavailable"  # the database could not be reached: the sender resends
-
-
-class IntakeEvent(StrEnum):
-    """Event kinds of the intake paths, beside the lifecycle's (enrolled, cancelled, ...)."""
-
-    HL7_RECEIVED = "hl7_received"
-    HL7_RESENT = "hl7_resent"
-    HL7_CONFLICT = "hl7_conflict"
-    HL7_REJECTED = "hl7_rejected"
-    FHIR_RECEIVED = "fhir_received"
-    API_REQUEST = "api_request"
-    PATIENT_EDITED = "patient_edited"
-    PATIENTS_MERGED = "patients_merged"
-    APIKEY_CREATED = "apikey_created"
-    APIKEY_REVOKED = "apikey_revoked"

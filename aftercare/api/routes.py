@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from aftercare import lifecycle
 from aftercare.api import keys
 from aftercare.api.openapi import SPEC
 from aftercare.api.problems import Problem, response
@@ -29,7 +28,7 @@ from aftercare.cli import views
 from aftercare.db import transaction
 from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError, NotFoundError
-from aftercare.store import apikeys
+from aftercare.store import apikeys, lifecycle, reports
 from aftercare.store import intake as intake_store
 from aftercare.store.enrollments import enroll_many
 from aftercare.validation import check_discharge_time, parse_external_id, parse_instant
@@ -130,7 +129,7 @@ def patients() -> Response:
         except ValueError as exc:
             raise InputError("external_id", str(exc)) from None
         enrollments = intake_store.enrollments_of_external_id(session, external_id)
-        counts = intake_store.message_counts(session, [e.id for e in enrollments])
+        counts = reports.message_counts(session, [e.id for e in enrollments])
         listed = [views.enrollment_summary(e, counts.get(e.id, {})) for e in enrollments]
         return 200, listed, None
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aftercare import lifecycle
 from aftercare.config import Settings
 from aftercare.enrollment import parse_request
 from aftercare.errors import InputError
@@ -30,6 +29,7 @@ from aftercare.intake.requests import (
 from aftercare.schedules.load import Catalog
 from aftercare.statuses import IntakeOutcome
 from aftercare.store import intake as store
+from aftercare.store import lifecycle
 from aftercare.store.enrollments import enroll_many
 from aftercare.validation import parse_email, parse_first_name, parse_phone
 

@@ -27,7 +27,7 @@ from aftercare.intake.apply import Context, Outcome, apply
 from aftercare.intake.fhir_client import FhirClient
 from aftercare.intake.hl7v2 import FieldError
 from aftercare.intake.mapping import ProcedureMap
-from aftercare.statuses import IntakeEvent, IntakeOutcome
+from aftercare.statuses import EventKind, IntakeOutcome
 from aftercare.store import intake as store
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _one(
         if problem:
             detail["problem"] = str(problem)
             report.errors.append(f"Encounter/{found.encounter_id}: {problem}")
-        store.audit(session, IntakeEvent.FHIR_RECEIVED, actor, now, detail, outcome.enrollment_ids)
+        store.audit(session, EventKind.FHIR_RECEIVED, actor, now, detail, outcome.enrollment_ids)
     return outcome.kind
 
 

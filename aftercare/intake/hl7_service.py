@@ -34,7 +34,7 @@ from aftercare.intake.hl7v2 import (
 )
 from aftercare.intake.mapping import ProcedureMap
 from aftercare.intake.requests import CancelVisit, Discharge
-from aftercare.statuses import IntakeEvent, IntakeOutcome
+from aftercare.statuses import EventKind, IntakeOutcome
 from aftercare.store import intake as store
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,10 @@ class Hl7Service:
                         "MSH-10",
                     )
                     text = ack.build(ack.ERROR, header, _ack_id(), now, reuse)
-                    store.audit(session, IntakeEvent.HL7_CONFLICT, actor, now, _audit(header))
+                    store.audit(session, EventKind.HL7_CONFLICT, actor, now, _audit(header))
                     self._log(header, IntakeOutcome.CONFLICT)
                     return Answer(text, ack.ERROR, IntakeOutcome.CONFLICT)
-                store.audit(session, IntakeEvent.HL7_RESENT, actor, now, _audit(header))
+                store.audit(session, EventKind.HL7_RESENT, actor, now, _audit(header))
                 self._log(header, IntakeOutcome.RESENT)
                 return Answer(stored.ack, stored.ack_code, IntakeOutcome.RESENT)
             outcome, code, problem, visit = self._apply(session, header, message, now, actor)
@@ -122,9 +122,7 @@ class Hl7Service:
                 detail["problem"] = problem.text
             elif outcome.note:
                 detail["note"] = outcome.note
-            store.audit(
-                session, IntakeEvent.HL7_RECEIVED, actor, now, detail, outcome.enrollment_ids
-            )
+            store.audit(session, EventKind.HL7_RECEIVED, actor, now, detail, outcome.enrollment_ids)
         self._log(header, outcome.kind, problem.location if problem else None)
         return Answer(text, code, outcome.kind)
 
@@ -160,7 +158,7 @@ class Hl7Service:
                     "problem": exc.problem,
                 }
                 actor = f"hl7:{header.sender}"[:64] if header else "hl7:unknown"
-                store.audit(session, IntakeEvent.HL7_REJECTED, actor, now, detail)
+                store.audit(session, EventKind.HL7_REJECTED, actor, now, detail)
         except OperationalError:
             pass  # the ACK says what is wrong either way; the log line below still records it
         log.warning(

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aftercare.models import ApiIdempotency, ApiKey, Event
-from aftercare.statuses import IntakeEvent
+from aftercare.models import ApiIdempotency, ApiKey
+from aftercare.statuses import EventKind
+from aftercare.store import events
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def create(
     session.add(
         ApiKey(key_id=key_id, name=name, role=role, digest=digest, created_at=now, created_by=actor)
     )
-    _event(session, IntakeEvent.APIKEY_CREATED, actor, now, {"name": name, "role": role})
+    _event(session, EventKind.APIKEY_CREATED, actor, now, {"name": name, "role": role})
 
 
 def revoke(session: Session, name: str, actor: str, now: datetime) -> bool:
@@ -40,7 +41,7 @@ def revoke(session: Session, name: str, actor: str, now: datetime) -> bool:
     if key is None:
         return False
     key.revoked_at = now
-    _event(session, IntakeEvent.APIKEY_REVOKED, actor, now, {"name": name})
+    _event(session, EventKind.APIKEY_REVOKED, actor, now, {"name": name})
     return True
 
 
@@ -72,14 +73,8 @@ def record_use(
 ) -> None:
     """Every request made with a key, in the audit log under the key's name."""
     session.get_one(ApiKey, key.id).last_used_at = now
-    session.add(
-        Event(
-            at=now,
-            kind=IntakeEvent.API_REQUEST.value,
-            actor=f"api:{key.name}",
-            enrollment_id=enrollment_id,
-            detail=detail,
-        )
+    events.record(
+        session, EventKind.API_REQUEST, f"api:{key.name}", now, enrollment_id, detail=detail
     )
 
 
@@ -122,6 +117,6 @@ def keep_answer(
 
 
 def _event(
-    session: Session, kind: IntakeEvent, actor: str, now: datetime, detail: dict[str, Any]
+    session: Session, kind: EventKind, actor: str, now: datetime, detail: dict[str, Any]
 ) -> None:
-    session.add(Event(at=now, kind=kind.value, actor=actor, detail=detail))
+    events.record(session, kind, actor, now, detail=detail)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from aftercare.models import (
     Enrollment,
-    Event,
     FhirCursor,
     FhirEncounter,
     FhirWriteback,
@@ -24,11 +23,12 @@ from aftercare.models import (
 )
 from aftercare.statuses import (
     EnrollmentStatus,
-    IntakeEvent,
+    EventKind,
     IntakeOutcome,
     MessageStatus,
     ReplyKind,
 )
+from aftercare.store import events
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def save_hl7_message(session: Session, record: Hl7Record) -> None:
             control_id=record.control_id,
             event=record.event,
             digest=record.digest,
-            outcome=record.outcome.value,
+            outcome=record.outcome,
             ack_code=record.ack_code,
             ack=record.ack,
             problem=record.problem,
@@ -83,29 +83,24 @@ def save_hl7_message(session: Session, record: Hl7Record) -> None:
 
 def audit(
     session: Session,
-    kind: IntakeEvent,
+    kind: EventKind,
     actor: str,
     now: datetime,
     detail: Mapping[str, Any],
     enrollment_ids: Sequence[int] = (),
 ) -> None:
     """One event per enrollment the message touched (so ``patients show`` lists it), or one."""
-    for enrollment_id in enrollment_ids or (None,):
-        session.add(
-            Event(
-                at=now,
-                kind=kind.value,
-                actor=actor,
-                enrollment_id=enrollment_id,
-                detail=dict(detail),
-            )
-        )
+    events.write(
+        session,
+        now,
+        [events.NewEvent(kind, actor, i, detail=detail) for i in enrollment_ids or (None,)],
+    )
 
 
 def hl7_counts(session: Session) -> dict[str, int]:
     """Messages stored, by outcome (enrolled, ignored, error, ...)."""
     query = select(Hl7Message.outcome, func.count()).group_by(Hl7Message.outcome)
-    return {outcome: count for outcome, count in session.execute(query)}
+    return {outcome.value: count for outcome, count in session.execute(query)}
 
 
 def open_enrollments_of_visit(session: Session, external_id: str, visit: str) -> list[int]:
@@ -117,10 +112,8 @@ def open_enrollments_of_visit(session: Session, external_id: str, visit: str) ->
         .where(
             Patient.external_id == external_id,
             Hl7Message.visit == visit,
-            Hl7Message.outcome.in_(
-                (IntakeOutcome.ENROLLED.value, IntakeOutcome.ALREADY_ENROLLED.value)
-            ),
-            Enrollment.status.in_((EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value)),
+            Hl7Message.outcome.in_((IntakeOutcome.ENROLLED, IntakeOutcome.ALREADY_ENROLLED)),
+            Enrollment.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)),
         )
         .distinct()
         .order_by(Enrollment.id)
@@ -130,7 +123,7 @@ def open_enrollments_of_visit(session: Session, external_id: str, visit: str) ->
 
 def is_open(session: Session, enrollment_id: int) -> bool:
     status = session.scalar(select(Enrollment.status).where(Enrollment.id == enrollment_id))
-    return status in (EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value)
+    return status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
 def patient_by_external_id(session: Session, external_id: str) -> int | None:
@@ -149,7 +142,7 @@ def edit_patient(
     for name in changed:
         setattr(patient, name, changes[name])
     enrollment_ids = _enrollments_of(session, patient_id)
-    audit(session, IntakeEvent.PATIENT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
+    audit(session, EventKind.PATIENT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
     return changed
 
 
@@ -198,7 +191,7 @@ def merge_patients(
         session.flush()
         merged = Merged(_enrollments_of(session, survivor_id), duplicates)
     detail = {"prior_patient": prior_id, "duplicates": merged.duplicates}
-    audit(session, IntakeEvent.PATIENTS_MERGED, actor, now, detail, merged.enrollment_ids)
+    audit(session, EventKind.PATIENTS_MERGED, actor, now, detail, merged.enrollment_ids)
     return merged
 
 
@@ -244,7 +237,7 @@ def save_fhir_encounter(
             base=base,
             encounter_id=encounter_id,
             patient_ref=patient_ref,
-            outcome=outcome.value,
+            outcome=outcome,
             enrollment_id=enrollment_id,
             problem=problem,
             received_at=now,
@@ -292,7 +285,7 @@ def writeback_pending(session: Session, base: str, limit: int) -> list[Writeback
         )
         .join(linked, linked.c.enrollment_id == Message.enrollment_id)
         .where(
-            Message.status.in_((MessageStatus.SENT.value, MessageStatus.DELIVERED.value)),
+            Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
             Message.sent_at.is_not(None),
         )
         .order_by(Message.id)
@@ -322,7 +315,7 @@ def writeback_pending(session: Session, base: str, limit: int) -> list[Writeback
             items.append(
                 WritebackItem("reply", reply_id, patient_ref, encounter_id, received_at, body)
             )
-        if kind == ReplyKind.PAIN.value and score is not None and ("pain", reply_id) not in done:
+        if kind == ReplyKind.PAIN and score is not None and ("pain", reply_id) not in done:
             items.append(
                 WritebackItem("pain", reply_id, patient_ref, encounter_id, received_at, str(score))
             )
@@ -348,18 +341,3 @@ def enrollments_of_external_id(session: Session, external_id: str) -> list[Enrol
         .order_by(Enrollment.id.desc())
     )
     return list(session.scalars(query))
-
-
-def message_counts(session: Session, enrollment_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Messages by status, per enrollment (as ``patients list`` shows them)."""
-    if not enrollment_ids:
-        return {}
-    query = (
-        select(Message.enrollment_id, Message.status, func.count())
-        .where(Message.enrollment_id.in_(enrollment_ids))
-        .group_by(Message.enrollment_id, Message.status)
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for enrollment_id, status, count in session.execute(query):
-        counts.setdefault(enrollment_id, {})[status] = count
-    return counts
