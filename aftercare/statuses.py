@@ -75,7 +75,7 @@ class EventKind(StrEnum):
     API_REQUEST = "api_request"
     APIKEY_CREATED = "apikey_created"
     APIKEY_REVOKED = "apikey_revoked"
-    PATIENT_EDITED = "patient_edited"
+    CONTACT_EDITED = "contact_edited"
     PATIENTS_MERGED = "patients_merged"
 
 

@@ -77,7 +77,7 @@ def test_several_messages_on_one_connection_enroll_update_and_cancel(
     assert detail["status"] == "cancelled"
     assert detail["status_reason"] == "the hospital cancelled the discharge"
     kinds = [e["kind"] for e in detail["history"]]
-    assert "patient_edited" in kinds and "cancelled" in kinds
+    assert "contact_edited" in kinds and "cancelled" in kinds
     assert all(m["status"] == "cancelled" for m in detail["messages"])
 
 

@@ -142,7 +142,7 @@ def edit_patient(
     for name in changed:
         setattr(patient, name, changes[name])
     enrollment_ids = _enrollments_of(session, patient_id)
-    audit(session, EventKind.PATIENT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
+    audit(session, EventKind.CONTACT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
     return changed
 
 
