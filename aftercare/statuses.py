@@ -103,3 +103,10 @@ class IntakeOutcome(StrEnum):
     RESENT = "resent"  # a control id (or Encounter) seen before: the stored answer again
     CONFLICT = "conflict"  # a control id reused for a different message
     UNAVAILABLE = "unavailable"  # the database could not be reached: the sender resends
+
+
+class ChannelName(StrEnum):
+    """The ways a message reaches a patient."""
+
+    SMS = "sms"
+    EMAIL = "email"

@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import EarlyReceipt, Enrollment, Message, Patient
-from aftercare.statuses import EventKind, MessageStatus
+from aftercare.statuses import ChannelName, EventKind, MessageStatus
 from aftercare.store.events import record
 from aftercare.store.suppressions import suppress_address
 
@@ -168,5 +168,7 @@ def _move(
             .where(Enrollment.id == moved.enrollment_id)
         )
         if phone is not None:
-            suppress_address(session, "sms", phone, SUPPRESSING_CODES[error_code], "provider", now)
+            suppress_address(
+                session, ChannelName.SMS, phone, SUPPRESSING_CODES[error_code], "provider", now
+            )
     return True
