@@ -8,12 +8,16 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from aftercare.app import App
+from aftercare.clock import ManualClock
+from aftercare.models import Hl7Message
 from aftercare.intake.mllp import END, START, Listener
 from aftercare.intake.setup import hl7_service
 from tests import adt
@@ -243,3 +247,17 @@ def test_the_audit_log_has_every_message_by_control_id_and_the_logs_have_no_pati
     assert "GEN-A03-0001" in logged
     for secret in ("Ana", "Garcia", "5550143", "ana@example.org", "MRN0042"):
         assert secret not in logged
+
+
+def test_purge_clears_the_visit_numbers_kept_for_cancels(
+    listener: Listener, run: CliRun, app: App, clock: ManualClock
+):
+    with MllpClient(listener.address) as client:
+        client.send(example("a03-kyphoplasty.hl7"))
+        client.send(example("a13-cancel-discharge.hl7"))
+    clock.advance(timedelta(days=400))
+    result = run("purge", "--older-than", "365d")
+    assert result.exit_code == 0, result.output
+    with app.sessions() as session:
+        visits = session.scalars(select(Hl7Message.visit)).all()
+    assert visits == [None, None]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from aftercare.config import Settings
 from aftercare.enrollment import parse_request
 from aftercare.errors import InputError
-from aftercare.intake.hl7v2 import REQUIRED_FIELD_MISSING, FieldError
+from aftercare.intake.hl7v2 import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, FieldError
 from aftercare.intake.requests import (
     CancelVisit,
     Discharge,
@@ -61,7 +61,7 @@ def apply(parsed: Parsed, ctx: Context) -> Outcome:
         # Enrolling ahead needs pre-procedure steps in the timelines (issue 15), not there yet.
         return Outcome(IntakeOutcome.IGNORED, note="pre-procedure steps are not offered")
     if isinstance(request, CancelVisit):
-        return _cancel(request, ctx)
+        return _cancel(parsed, request, ctx)
     if isinstance(request, UpdateContact):
         return _update(parsed, request, ctx)
     return _merge(request, ctx)
@@ -90,7 +90,7 @@ def _discharge(parsed: Parsed, request: Discharge, ctx: Context) -> Outcome:
     try:
         enrollment_request = parse_request(fields, ctx.catalog, ctx.now)
     except InputError as exc:
-        code = REQUIRED_FIELD_MISSING if exc.problem == "is required" else "102"
+        code = REQUIRED_FIELD_MISSING if exc.problem == "is required" else DATA_TYPE_ERROR
         raise FieldError(parsed.source_of(exc.field), exc.problem, code) from None
     (result,) = enroll_many(ctx.session, [enrollment_request], ctx.settings, ctx.now, ctx.actor)
     detail: dict[str, Any] = {"procedure": request.procedure_code, "messages": result.messages}
@@ -100,9 +100,10 @@ def _discharge(parsed: Parsed, request: Discharge, ctx: Context) -> Outcome:
     return Outcome(kind, (result.enrollment_id,), detail=detail)
 
 
-def _cancel(request: CancelVisit, ctx: Context) -> Outcome:
+def _cancel(parsed: Parsed, request: CancelVisit, ctx: Context) -> Outcome:
     if not request.visit:
-        raise FieldError("PV1-19", "the visit number is required", REQUIRED_FIELD_MISSING)
+        where = parsed.source_of("visit")
+        raise FieldError(where, "the visit number is required", REQUIRED_FIELD_MISSING)
     ids = store.open_enrollments_of_visit(ctx.session, request.external_id, request.visit)
     if not ids:
         return Outcome(IntakeOutcome.IGNORED, note="no open enrollment for this visit")

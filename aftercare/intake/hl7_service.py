@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,8 @@ from aftercare.statuses import EventKind, IntakeOutcome
 from aftercare.store import intake as store
 
 log = logging.getLogger(__name__)
+
+_FIELD = re.compile(r"^[A-Z][A-Z0-9]{2}-\d+$")  # MSH-10
 
 # Two writers racing on one new patient or one control id (PostgreSQL): the loser retries and
 # then sees the winner's rows.
@@ -148,7 +151,8 @@ class Hl7Service:
     def _reject(self, exc: Rejected) -> Answer:
         app = self._app
         now = app.clock.now()
-        problem = ack.Problem(exc.problem, exc.code, exc.problem.split(":")[0] or None)
+        where = exc.problem.split(":")[0]
+        problem = ack.Problem(exc.problem, exc.code, where if _FIELD.match(where) else None)
         text = ack.build(ack.REJECT, exc.header, _ack_id(), now, problem)
         header = exc.header
         try:

@@ -44,7 +44,7 @@ APPLICATION_INTERNAL_ERROR = "207"
 
 EVENTS = ("A01", "A03", "A05", "A08", "A11", "A13", "A40")
 # Where each field of an enrollment comes from, so a bad value's error names it.
-DISCHARGE_FIELDS = {
+FIELDS = {
     "external_id": "PID-3",
     "first_name": "PID-5",
     "phone": "PID-13",
@@ -52,6 +52,7 @@ DISCHARGE_FIELDS = {
     "language": "PID-15",
     "discharged_at": "PV1-45",
     "procedure": "PR1-3",
+    "visit": "PV1-19",
 }
 # ISO 639-2 (three letters, HL7 table 0296 in many feeds) to the ISO 639-1 codes timelines use.
 _LANGUAGES = {
@@ -205,16 +206,17 @@ def to_request(header: Header, message: Er7, procedures: ProcedureMap, zone: Zon
             procedure=timeline,
             procedure_code=code,
         )
-        return Parsed(discharge, DISCHARGE_FIELDS)
+        return Parsed(discharge, FIELDS)
     if header.event in ("A01", "A05"):
         code, timeline = _procedure(message, procedures)
         visit = _value(message, "PV1.F19.R1.C1") or None
         return Parsed(ScheduledAdmission(mrn, visit, timeline, code))
     if header.event in ("A11", "A13"):
         what = "discharge" if header.event == "A13" else "admission"
-        return Parsed(CancelVisit(mrn, _value(message, "PV1.F19.R1.C1") or None, what))
+        visit = _value(message, "PV1.F19.R1.C1") or None
+        return Parsed(CancelVisit(mrn, visit, what), FIELDS)
     if header.event == "A08":
-        return Parsed(UpdateContact(mrn, _contact(message)), DISCHARGE_FIELDS)
+        return Parsed(UpdateContact(mrn, _contact(message)), FIELDS)
     prior = _value(message, "MRG.F1.R1.C1").strip()
     if not prior:
         raise FieldError(

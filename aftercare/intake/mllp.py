@@ -126,7 +126,12 @@ class _Connection(socketserver.BaseRequestHandler):
                     log.warning("mllp framing error: %s", item.reason)
                     continue
                 server.counters.add("messages")
-                reply = server.handler(item)
+                try:
+                    reply = server.handler(item)
+                except Exception as exc:  # a bug: no ACK, so the sender resends; others go on
+                    # The type only: an exception's text may quote the message.
+                    log.error("mllp handler failed: %s", type(exc).__name__)
+                    return
                 try:
                     sock.sendall(frame(reply))
                 except OSError as exc:
@@ -153,8 +158,8 @@ class _Server(socketserver.ThreadingTCPServer):
         super().__init__(address, _Connection)
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # The default prints a traceback, whose locals may hold a message; log the type only.
-        log.exception("mllp connection failed", exc_info=False)
+        # The default prints a traceback to stderr; what failed is logged where it failed.
+        log.error("mllp connection failed")
 
 
 class Listener:
