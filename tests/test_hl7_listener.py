@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from aftercare.app import App
 from aftercare.clock import ManualClock
-from aftercare.models import Hl7Message
 from aftercare.intake.mllp import END, START, Listener
 from aftercare.intake.setup import hl7_service
+from aftercare.models import Hl7Message
 from tests import adt
 from tests.conftest import CliRun
 from tests.mllp_client import MllpClient, err, msa
