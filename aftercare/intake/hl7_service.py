@@ -26,7 +26,6 @@ from aftercare.intake import ack
 from aftercare.intake.apply import Context, Outcome, apply
 from aftercare.intake.hl7v2 import (
     APPLICATION_INTERNAL_ERROR,
-    Er7,
     FieldError,
     Header,
     Rejected,
@@ -34,7 +33,7 @@ from aftercare.intake.hl7v2 import (
     to_request,
 )
 from aftercare.intake.mapping import ProcedureMap
-from aftercare.intake.requests import CancelVisit, Discharge
+from aftercare.intake.requests import CancelVisit, Discharge, Parsed
 from aftercare.statuses import EventKind, IntakeOutcome
 from aftercare.store import intake as store
 
@@ -72,9 +71,15 @@ class Hl7Service:
         except Rejected as exc:
             return self._reject(exc)
         digest = hashlib.sha256(text.replace("\n", "\r").strip().encode()).hexdigest()
+        # Read before the transaction: on SQLite it holds the one writer's lock.
+        parsed: Parsed | FieldError
+        try:
+            parsed = to_request(header, message, self._procedures, self._zone)
+        except FieldError as exc:
+            parsed = exc
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return self._once(header, message, digest)
+                return self._once(header, parsed, digest)
             except IntegrityError:
                 if attempt == ATTEMPTS:
                     return self._unavailable(header, "the change conflicts; resend")
@@ -82,7 +87,7 @@ class Hl7Service:
                 return self._unavailable(header, "the database is unavailable; resend")
         raise AssertionError("unreachable")
 
-    def _once(self, header: Header, message: Er7, digest: str) -> Answer:
+    def _once(self, header: Header, parsed: Parsed | FieldError, digest: str) -> Answer:
         app = self._app
         with db.transaction(app.sessions) as session:
             now = app.clock.now()
@@ -102,7 +107,7 @@ class Hl7Service:
                 store.audit(session, EventKind.HL7_RESENT, actor, now, _audit(header))
                 self._log(header, IntakeOutcome.RESENT)
                 return Answer(stored.ack, stored.ack_code, IntakeOutcome.RESENT)
-            outcome, code, problem, visit = self._apply(session, header, message, now, actor)
+            outcome, code, problem, visit = self._apply(session, parsed, now, actor)
             text = ack.build(code, header, _ack_id(), now, problem)
             store.save_hl7_message(
                 session,
@@ -130,13 +135,11 @@ class Hl7Service:
         return Answer(text, code, outcome.kind)
 
     def _apply(
-        self, session: Session, header: Header, message: Er7, now: datetime, actor: str
+        self, session: Session, parsed: Parsed | FieldError, now: datetime, actor: str
     ) -> tuple[Outcome, str, ack.Problem | None, str | None]:
         """What the message did, its ACK code, why it was not accepted, and its visit number."""
-        try:
-            parsed = to_request(header, message, self._procedures, self._zone)
-        except FieldError as exc:
-            return Outcome(IntakeOutcome.ERROR), ack.ERROR, _problem(exc), None
+        if isinstance(parsed, FieldError):
+            return Outcome(IntakeOutcome.ERROR), ack.ERROR, _problem(parsed), None
         request = parsed.request
         visit = request.visit if isinstance(request, Discharge | CancelVisit) else None
         app = self._app
