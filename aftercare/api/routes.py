@@ -197,8 +197,9 @@ def _authorised(action: Action, write: bool, query: frozenset[str]) -> Response:
             detail = {"method": request.method, "path": request.path, "status": status}
             apikeys.record_use(session, key, now, detail, enrollment_id)
     except IntegrityError:
-        # The same Idempotency-Key in two requests at once: the other one is being done.
-        raise Problem(409, "in-progress", "a request with this key is in progress; retry") from None
+        # Two requests at once with the same Idempotency-Key, or enrolling the same new patient:
+        # the other one won; a retry gets its answer.
+        raise Problem(409, "conflict", "a concurrent request made the same change; retry") from None
     media = "application/problem+json" if status >= 400 else "application/json"
     return Response(text, status, mimetype=media)
 
