@@ -261,3 +261,20 @@ def test_purge_clears_the_visit_numbers_kept_for_cancels(
     with app.sessions() as session:
         visits = session.scalars(select(Hl7Message.visit)).all()
     assert visits == [None, None]
+
+
+def test_a_merge_of_two_enrolled_records_moves_enrollments_and_cancels_the_duplicate(
+    listener: Listener, run: CliRun
+):
+    survivor = {3: "MRN0042^^^GENERAL^MR"}
+    prior = {3: "TMP-7781^^^GENERAL^MR"}
+    with MllpClient(listener.address) as client:
+        client.send(adt.message(control_id="S-1", pid=survivor))
+        client.send(adt.message(control_id="P-1", pid=prior))  # the same discharge, twice
+        client.send(adt.message(control_id="P-2", pid=prior, pv1={45: "202611201030-0600"}))
+        ack = client.send(example("a40-merge.hl7"))
+    assert msa(ack)[0] == "AA"
+    by_status: dict[str, list[str]] = {}
+    for enrollment in patients(run):
+        by_status.setdefault(enrollment["status"], []).append(enrollment["external_id"])
+    assert by_status == {"active": ["MRN0042", "MRN0042"], "cancelled": [None]}

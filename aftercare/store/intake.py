@@ -170,13 +170,10 @@ def merge_patients(
         session.get_one(Patient, prior_id).external_id = external_id
         merged = Merged(_enrollments_of(session, prior_id), [])
     else:
-        kept = set(
-            session.execute(
-                select(Enrollment.procedure, Enrollment.discharged_at).where(
-                    Enrollment.patient_id == survivor_id
-                )
-            ).tuples()
+        survivors = select(Enrollment.procedure, Enrollment.discharged_at).where(
+            Enrollment.patient_id == survivor_id
         )
+        kept = {(procedure, at) for procedure, at in session.execute(survivors)}
         duplicates = []
         prior_enrollments = select(Enrollment).where(Enrollment.patient_id == prior_id)
         for enrollment in session.scalars(prior_enrollments):
