@@ -23,6 +23,7 @@ class MessageStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
+    CAPPED = "capped"  # over the per-number SMS cap with no allowed slot before it expired
 
 
 # Statuses a message can still leave on its own; everything else is history.

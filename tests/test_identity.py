@@ -215,7 +215,7 @@ def test_patients_edit_changes_the_language_of_every_enrollment_and_says_who_did
     first = enroll(run, enroll_args(language="es"))
     second = enroll(run, enroll_args(procedure="vertebroplasty"))
 
-    result = run("--as", "Nurse Kim", "patients", "edit", str(first["id"]), "--language", "en")
+    result = run("patients", "edit", str(first["id"]), "--language", "en")
 
     assert result.exit_code == 0, result.output
     assert "language" in result.stdout
@@ -223,7 +223,7 @@ def test_patients_edit_changes_the_language_of_every_enrollment_and_says_who_did
         data = show(run, enrollment["id"])
         assert data["language"] == "en"
         (edit,) = [e for e in data["history"] if e["kind"] == "contact_edited"]
-        assert edit["actor"] == "staff:Nurse Kim"
+        assert edit["actor"] == "staff:test"  # the test App's actor (--as NAME outside tests)
         assert edit["detail"] == {"fields": ["language"]}
 
 
