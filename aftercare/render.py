@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from aftercare import gsm, smsfit
 from aftercare.planner import zone
 from aftercare.schedules.model import Step, Timeline
+from aftercare.statuses import ChannelName
 from aftercare.templates import LocalDate, render
 
 
@@ -70,7 +71,7 @@ def render_message(
     measures the template with a long sample name, asks for ``shorten=False``)."""
     values = context(timeline, recipient, clinic, due_at)
     language = recipient.language
-    if channel == "sms":
+    if channel == ChannelName.SMS:
         template = step.sms[language]
 
         def sms(name: str) -> str:
@@ -78,8 +79,8 @@ def render_message(
             return gsm.fold(render(template, values | {"first_name": name}))
 
         if not shorten:
-            return Rendered("sms", sms(recipient.first_name))
+            return Rendered(ChannelName.SMS, sms(recipient.first_name))
         fitted = smsfit.fit(sms, recipient.first_name)
-        return Rendered("sms", fitted.text, fits=fitted.fits)
+        return Rendered(ChannelName.SMS, fitted.text, fits=fitted.fits)
     subject = render(step.email_subject[language], values)
-    return Rendered("email", render(step.email_body[language], values), subject=subject)
+    return Rendered(ChannelName.EMAIL, render(step.email_body[language], values), subject=subject)

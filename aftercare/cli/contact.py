@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.cli.group import parse_flag, pass_app
-from aftercare.cli.patients import _reason
+from aftercare.cli.patients import parse_reason
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError
+from aftercare.store import lifecycle
 from aftercare.store.patients import ContactChange, edit_contact
 from aftercare.validation import parse_email, parse_phone
 
@@ -38,7 +38,7 @@ def patients_edit(
     )
     if change == ContactChange():
         raise AftercareError("nothing to change: give --phone, --email or --language")
-    why = _reason(reason)
+    why = parse_reason(reason)
     with transaction(app.sessions) as session:
         patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id
         try:

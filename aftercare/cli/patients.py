@@ -13,7 +13,6 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
@@ -23,6 +22,7 @@ from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
+from aftercare.store import lifecycle
 from aftercare.store.enrollments import Enrolled, Refused, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant
 
@@ -237,7 +237,8 @@ def _sessions_for_import(app: App, dry_run: bool) -> Iterator[sessionmaker[Sessi
 def patients_list(app: App, status: str | None, limit: int | None, as_json: bool) -> None:
     """List enrollments, newest first."""
     with app.sessions() as session:
-        rows = views.list_enrollments(session, status, limit)
+        chosen = EnrollmentStatus(status) if status else None
+        rows = views.list_enrollments(session, chosen, limit)
     if as_json:
         print_json(rows)
     else:
@@ -311,7 +312,7 @@ def _print_replies(data: dict[str, Any]) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    why = _reason(reason) or ""
+    why = parse_reason(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
@@ -324,7 +325,9 @@ def cancel(app: App, enrollment_id: int, reason: str) -> None:
 def pause(app: App, enrollment_id: int, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
     with transaction(app.sessions) as session:
-        count = lifecycle.pause(session, enrollment_id, _reason(reason), app.actor, app.clock.now())
+        count = lifecycle.pause(
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+        )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
 
@@ -336,7 +339,7 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, _reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -351,7 +354,7 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = _reason(reason)
+    why = parse_reason(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -365,7 +368,8 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     )
 
 
-def _reason(reason: str | None) -> str | None:
+def parse_reason(reason: str | None) -> str | None:
+    """A --reason as the audit trail keeps it: spaces collapsed, none empty or too long."""
     if reason is None:
         return None
     cleaned = " ".join(reason.split())

@@ -12,13 +12,12 @@ SQL and the same processors, only called less often.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import DeclarativeBase
 
-from aftercare.models import Event, Message
+from aftercare.models import Message
 from aftercare.planner import PlannedMessage
 from aftercare.statuses import MessageStatus
 
@@ -110,7 +109,6 @@ MESSAGE_COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-EVENT_COLUMNS = ("at", "kind", "actor", "enrollment_id", "detail")
 
 
 def insert_messages(
@@ -146,18 +144,3 @@ def insert_messages(
             )
     writer.execute(rows)
     return counts
-
-
-def insert_events(
-    connection: Connection, ids: Sequence[int], counts: Sequence[int], now: datetime, actor: str
-) -> None:
-    """The "enrolled" and "planned" events of each new enrollment."""
-    writer = BulkInsert(connection, Event, EVENT_COLUMNS)
-    at = writer.converter("at")(now)
-    detail = writer.converter("detail", remember=False)  # dicts are not hashable
-    no_detail = detail(None)
-    rows: list[Row] = []
-    for enrollment_id, count in zip(ids, counts, strict=True):
-        rows.append((at, "enrolled", actor, enrollment_id, no_detail))
-        rows.append((at, "planned", actor, enrollment_id, detail({"messages": count})))
-    writer.execute(rows)

@@ -30,8 +30,9 @@ from aftercare.errors import InputError
 from aftercare.identity import active_key
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
-from aftercare.statuses import EnrollmentStatus, MessageStatus
-from aftercare.store import bulk
+from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
+from aftercare.store import bulk, events
+from aftercare.store.events import NewEvent
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,19 @@ def _insert(
         (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
         for i, (_, r, _) in inserted
     )
-    connection = session.connection()
-    counts = bulk.insert_messages(connection, plans)
-    bulk.insert_events(connection, [i for i, _ in inserted], counts, now, actor)
+    counts = bulk.insert_messages(session.connection(), plans)
+    events.write(
+        session,
+        now,
+        [
+            event
+            for (enrollment_id, _), count in zip(inserted, counts, strict=True)
+            for event in (
+                NewEvent(EventKind.ENROLLED, actor, enrollment_id),
+                NewEvent(EventKind.PLANNED, actor, enrollment_id, detail={"messages": count}),
+            )
+        ],
+    )
     return {
         slot: Enrolled(enrollment_id, True, count)
         for (enrollment_id, (slot, _, _)), count in zip(inserted, counts, strict=True)

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from aftercare.errors import InputError, NotFoundError
 from aftercare.identity import identity_key
-from aftercare.models import Enrollment, Event, Patient
+from aftercare.models import Enrollment, Patient
 from aftercare.schedules.load import Catalog
-
-EDITED = "contact_edited"
+from aftercare.statuses import EventKind
+from aftercare.store import events
+from aftercare.store.events import NewEvent
 
 
 @dataclass(frozen=True)
@@ -64,17 +65,16 @@ def edit_contact(
         patient.identity_key = _free_key(session, patient, change.phone)
     for name in changed:
         setattr(patient, name, getattr(change, name))
-    for enrollment in enrollments:
-        session.add(
-            Event(
-                at=now,
-                kind=EDITED,
-                actor=actor,
-                enrollment_id=enrollment.id,
-                reason=reason,
-                detail={"fields": changed},
+    events.write(
+        session,
+        now,
+        [
+            NewEvent(
+                EventKind.CONTACT_EDITED, actor, e.id, reason=reason, detail={"fields": changed}
             )
-        )
+            for e in enrollments
+        ],
+    )
     return changed
 
 

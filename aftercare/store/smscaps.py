@@ -16,18 +16,35 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from aftercare.models import Enrollment, Event, Message, Patient
+from aftercare.models import Enrollment, Message, Patient
 from aftercare.planner import zone
 from aftercare.smscap import WEEK_DAYS, SmsCaps, next_allowed
-from aftercare.statuses import MessageStatus
+from aftercare.statuses import ChannelName, EventKind, MessageStatus
+from aftercare.store import events
+from aftercare.store.events import NewEvent
 
-if TYPE_CHECKING:
-    from aftercare.store.claims import Claim
+
+class Claimed(Protocol):
+    """What the cap needs of a claim (an :class:`aftercare.store.claims.Claim`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def phone(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+C = TypeVar("C", bound=Claimed)
 
 # Texts that reached (or may have reached) the provider; ``failed`` ones were refused by it.
 _COUNTED = (
@@ -41,11 +58,11 @@ _LOCK_CLASS = 0x534D53  # "SMS"
 
 
 def hold_back(
-    session: Session, claims: Sequence[Claim], now: datetime, worker: str, caps: SmsCaps
-) -> tuple[list[Claim], dict[str, int]]:
+    session: Session, claims: Sequence[C], now: datetime, worker: str, caps: SmsCaps
+) -> tuple[list[C], dict[str, int]]:
     """The claims that may be sent now, and how many others were ``deferred`` or ``capped``
     (those rows are updated and their events written here)."""
-    texts = [c for c in claims if c.channel == "sms"]
+    texts = [c for c in claims if c.channel == ChannelName.SMS]
     if not caps.on or not texts:
         return list(claims), {}
     phones = sorted({c.phone for c in texts})
@@ -98,7 +115,7 @@ def _history(session: Session, phones: Sequence[str], since: datetime) -> dict[s
     )
     query = select(Message.enrollment_id, Message.claimed_at).where(
         Message.enrollment_id.in_(list(enrollment_phone)),
-        Message.channel == "sms",
+        Message.channel == ChannelName.SMS,
         Message.status.in_(_COUNTED),
         Message.claimed_at >= since,
     )
@@ -131,18 +148,18 @@ def _record(
             select(Message.id, Message.enrollment_id).where(Message.id.in_(list(held)))
         ).all()
     )
-    session.execute(
-        insert(Event),
+    events.write(
+        session,
+        now,
         [
-            {
-                "at": now,
-                "kind": "deferred" if until is not None else "capped",
-                "actor": worker,
-                "enrollment_id": enrollment_of[message_id],
-                "message_id": message_id,
-                "reason": _reason(until, rule),
-                "detail": {"until": until.isoformat()} if until is not None else None,
-            }
+            NewEvent(
+                EventKind.DEFERRED if until is not None else EventKind.CAPPED,
+                worker,
+                enrollment_of[message_id],
+                message_id,
+                _reason(until, rule),
+                {"until": until.isoformat()} if until is not None else None,
+            )
             for message_id, (until, rule) in held.items()
         ],
     )

@@ -1,7 +1,7 @@
 """identity keys: one patient per person, one open enrollment per patient and procedure
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 15:20:00
 
 Both keys are nullable and backfilled here. Where an older release already stored one person
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
