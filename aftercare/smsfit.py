@@ -28,7 +28,6 @@ _SPACES = re.compile(" {2,}")
 @dataclass(frozen=True)
 class Fitted:
     text: str
-    name: str  # the name the text carries: the first name, its first word, or ""
     fits: bool
 
 
@@ -50,12 +49,12 @@ def fit(render: Callable[[str], str], first_name: str) -> Fitted:
     for name in dict.fromkeys((first_name, first_name.split(" ")[0])):
         text = render(name)
         if fits(text):
-            return Fitted(text, name, True)
-    text = without_name(render)
-    return Fitted(text, "", fits(text))
+            return Fitted(text, True)
+    text = _without_name(render)
+    return Fitted(text, fits(text))
 
 
-def without_name(render: Callable[[str], str]) -> str:
+def _without_name(render: Callable[[str], str]) -> str:
     """The text with the name left out, with the comma or space that joined it."""
     return _SPACES.sub(" ", _WITH_SEPARATOR.sub("", render(_LEFT_OUT)))
 
