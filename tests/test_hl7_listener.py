@@ -271,10 +271,16 @@ def test_a_merge_of_two_enrolled_records_moves_enrollments_and_cancels_the_dupli
     with MllpClient(listener.address) as client:
         client.send(adt.message(control_id="S-1", pid=survivor))
         client.send(adt.message(control_id="P-1", pid=prior))  # the same discharge, twice
-        client.send(adt.message(control_id="P-2", pid=prior, pv1={45: "202611201030-0600"}))
+        client.send(adt.message(control_id="P-2", pid=prior, pr1={3: "22511^x^CPT4"}))
         ack = client.send(example("a40-merge.hl7"))
     assert msa(ack)[0] == "AA"
-    by_status: dict[str, list[str]] = {}
-    for enrollment in patients(run):
-        by_status.setdefault(enrollment["status"], []).append(enrollment["external_id"])
-    assert by_status == {"active": ["MRN0042", "MRN0042"], "cancelled": [None]}
+    listed = sorted((e["status"], e["procedure"], e["external_id"] or "") for e in patients(run))
+    assert listed == [
+        ("active", "kyphoplasty", "MRN0042"),
+        ("active", "vertebroplasty", "MRN0042"),  # moved to the surviving MRN
+        ("cancelled", "kyphoplasty", ""),  # the duplicate, left on the emptied record
+    ]
+    with MllpClient(listener.address) as client:  # and the survivor is the one found by MRN
+        again = client.send(adt.message(control_id="S-2", pid=survivor))
+    assert msa(again)[0] == "AA"
+    assert len(patients(run)) == 3

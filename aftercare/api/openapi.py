@@ -23,7 +23,8 @@ def _problems(*statuses: int) -> dict[str, Any]:
         401: "No valid API key.",
         403: "The key's role may not do this.",
         404: "No such enrollment.",
-        409: "The enrollment cannot change this way now, or the same Idempotency-Key is in use.",
+        409: "Not possible now (already paused; another enrollment of the procedure is open; "
+        "contact details differ from the patient on file: `field`), or a concurrent request.",
         415: "The body is not application/json.",
         422: "A member is missing or wrong (named in `field`).",
         503: "The database is unavailable; retry.",
@@ -116,6 +117,7 @@ SPEC: dict[str, Any] = {
                     "status": {"type": "integer"},
                     "detail": {"type": "string"},
                     "field": {"type": "string", "description": "The request member at fault."},
+                    "enrollment_id": {"type": "integer", "description": "The one in the way."},
                 },
             },
             "EnrollmentRequest": {

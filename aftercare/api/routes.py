@@ -30,7 +30,7 @@ from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.store import apikeys, lifecycle, reports
 from aftercare.store import intake as intake_store
-from aftercare.store.enrollments import enroll_many
+from aftercare.store.enrollments import Refused, enroll_many
 from aftercare.validation import check_discharge_time, parse_external_id, parse_instant
 from aftercare.web.http import aftercare_app
 
@@ -66,6 +66,11 @@ def create_enrollment() -> Response:
         fields = {name: _text(body, name) for name in ENROLL_FIELDS}
         enrollment = parse_request(fields, app.catalog, now)
         (result,) = enroll_many(session, [enrollment], app.settings, now, actor)
+        if isinstance(result, Refused):  # it would change what is on file: say what to do
+            error = result.error
+            raise Problem(
+                409, "conflict", error.problem, error.field, enrollment_id=result.enrollment_id
+            )
         shown = views.show_enrollment(session, result.enrollment_id) | {"created": result.created}
         return (201 if result.created else 200), shown, result.enrollment_id
 

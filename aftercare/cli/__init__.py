@@ -9,6 +9,7 @@ from __future__ import annotations
 from aftercare.cli import (
     apikey,
     audit,
+    contact,
     db,
     demo,
     doctor,
@@ -51,6 +52,7 @@ for command in (
     stats.stats_command,
 ):
     cli.add_command(command)
+patients.patients_group.add_command(contact.patients_edit)
 
 
 def main() -> None:

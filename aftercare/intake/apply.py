@@ -29,9 +29,10 @@ from aftercare.intake.requests import (
 from aftercare.schedules.load import Catalog
 from aftercare.statuses import IntakeOutcome
 from aftercare.store import intake as store
-from aftercare.store import lifecycle
-from aftercare.store.enrollments import enroll_many
-from aftercare.validation import parse_email, parse_first_name, parse_phone
+from aftercare.store import lifecycle, patients
+from aftercare.store.enrollments import Refused, enroll_many
+from aftercare.store.patients import ContactChange
+from aftercare.validation import parse_email, parse_phone
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,13 @@ def _discharge(parsed: Parsed, request: Discharge, ctx: Context) -> Outcome:
     # A language the timeline is not written in gets its first one: reminders in English beat
     # none, and staff see the fallback in the audit log.
     language = contact.language if contact.language in timeline.languages else None
+    on_file = store.patient_by_external_id(ctx.session, request.external_id)
     fields = {
         "first_name": contact.first_name,
         "phone": contact.phone,
         "email": contact.email,
-        "timezone": ctx.timezone,
+        # A patient on file keeps their zone; a new one lives near the hospital.
+        "timezone": store.timezone_of(ctx.session, on_file) if on_file else ctx.timezone,
         "procedure": timeline.name,
         "discharged_at": request.discharged_at.isoformat(),
         "language": language,
@@ -92,8 +95,28 @@ def _discharge(parsed: Parsed, request: Discharge, ctx: Context) -> Outcome:
     except InputError as exc:
         code = REQUIRED_FIELD_MISSING if exc.problem == "is required" else DATA_TYPE_ERROR
         raise FieldError(parsed.source_of(exc.field), exc.problem, code) from None
+    detail: dict[str, Any] = {"procedure": request.procedure_code}
+    if on_file is not None:
+        # The hospital's record is the newer one: its contact details are taken first, through
+        # the audited edit staff use, so the enrollment below matches the patient on file.
+        change = ContactChange(
+            phone=enrollment_request.phone,
+            email=enrollment_request.email,
+            language=language,
+        )
+        try:
+            edited = patients.edit_contact(
+                ctx.session, on_file, change, ctx.catalog, ctx.actor, ctx.now
+            )
+        except InputError as exc:
+            raise FieldError(parsed.source_of(exc.field), exc.problem) from None
+        if edited:
+            detail["contact_edited"] = edited
     (result,) = enroll_many(ctx.session, [enrollment_request], ctx.settings, ctx.now, ctx.actor)
-    detail: dict[str, Any] = {"procedure": request.procedure_code, "messages": result.messages}
+    if isinstance(result, Refused):  # e.g. another discharge time while one is open
+        error = result.error
+        raise FieldError(parsed.source_of(error.field), error.problem)
+    detail["messages"] = result.messages
     if contact.language and language is None:
         detail["language"] = f"{contact.language} not offered; {timeline.languages[0]} used"
     kind = IntakeOutcome.ENROLLED if result.created else IntakeOutcome.ALREADY_ENROLLED
@@ -114,25 +137,27 @@ def _cancel(parsed: Parsed, request: CancelVisit, ctx: Context) -> Outcome:
 
 
 def _update(parsed: Parsed, request: UpdateContact, ctx: Context) -> Outcome:
+    """Phone, email and language, through the edit staff use (``patients edit``)."""
     patient_id = store.patient_by_external_id(ctx.session, request.external_id)
     if patient_id is None:
         return Outcome(IntakeOutcome.IGNORED, note="no such patient")
     contact = request.contact
-    changes: dict[str, str] = {}
+    checked: dict[str, str | None] = {}
     for name, raw, parse in (
-        ("first_name", contact.first_name, parse_first_name),
         ("phone", contact.phone, parse_phone),
         ("email", contact.email, parse_email),
     ):
-        if raw:
-            try:
-                changes[name] = parse(raw)
-            except ValueError as exc:
-                raise FieldError(parsed.source_of(name), str(exc)) from None
-    # Messages are rendered in the patient's language: only one every timeline offers is taken.
-    if contact.language and all(contact.language in t.languages for t in ctx.catalog):
-        changes["language"] = contact.language
-    changed = store.edit_patient(ctx.session, patient_id, changes, ctx.actor, ctx.now)
+        try:
+            checked[name] = parse(raw) if raw else None
+        except ValueError as exc:
+            raise FieldError(parsed.source_of(name), str(exc)) from None
+    change = ContactChange(checked["phone"], checked["email"], contact.language)
+    try:
+        changed = patients.edit_contact(
+            ctx.session, patient_id, change, ctx.catalog, ctx.actor, ctx.now
+        )
+    except InputError as exc:
+        raise FieldError(parsed.source_of(exc.field), exc.problem) from None
     kind = IntakeOutcome.UPDATED if changed else IntakeOutcome.UNCHANGED
     return Outcome(kind, detail={"fields": changed})
 

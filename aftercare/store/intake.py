@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from aftercare.identity import active_key, identity_key
 from aftercare.models import (
     Enrollment,
     FhirCursor,
@@ -130,20 +131,8 @@ def patient_by_external_id(session: Session, external_id: str) -> int | None:
     return session.scalar(select(Patient.id).where(Patient.external_id == external_id))
 
 
-def edit_patient(
-    session: Session, patient_id: int, changes: Mapping[str, str], actor: str, now: datetime
-) -> list[str]:
-    """Set the given contact fields; returns the names of those that changed, and records them
-    (names only, never values) on each of the patient's enrollments."""
-    patient = session.get_one(Patient, patient_id)
-    changed = sorted(name for name, value in changes.items() if getattr(patient, name) != value)
-    if not changed:
-        return []
-    for name in changed:
-        setattr(patient, name, changes[name])
-    enrollment_ids = _enrollments_of(session, patient_id)
-    audit(session, EventKind.CONTACT_EDITED, actor, now, {"fields": changed}, enrollment_ids)
-    return changed
+def timezone_of(session: Session, patient_id: int) -> str:
+    return session.get_one(Patient, patient_id).timezone
 
 
 @dataclass(frozen=True)
@@ -157,34 +146,44 @@ def merge_patients(
 ) -> Merged | None:
     """Fold the patient with MRN ``prior`` into the one with ``external_id``.
 
-    When only the prior record exists it takes the surviving MRN. Otherwise its enrollments and
-    replies move to the survivor, except an enrollment the survivor already has (same procedure
-    and discharge time), which stays with the emptied prior record for the caller to cancel.
-    None when there is no prior record.
+    When only the prior record exists it takes the surviving MRN (and the identity key that goes
+    with it). Otherwise its enrollments and replies move to the survivor, except one the
+    survivor already has (same procedure and discharge time) or an open one of a procedure the
+    survivor has open (one open enrollment per patient and procedure): those stay with the
+    emptied prior record for the caller to cancel. None when there is no prior record.
     """
     prior_id = patient_by_external_id(session, prior)
     if prior_id is None:
         return None
     survivor_id = patient_by_external_id(session, external_id)
     if survivor_id is None:
-        session.get_one(Patient, prior_id).external_id = external_id
+        patient = session.get_one(Patient, prior_id)
+        patient.external_id = external_id
+        patient.identity_key = identity_key(external_id, patient.phone, patient.first_name)
         merged = Merged(_enrollments_of(session, prior_id), [])
     else:
-        survivors = select(Enrollment.procedure, Enrollment.discharged_at).where(
-            Enrollment.patient_id == survivor_id
+        survivors = list(
+            session.scalars(select(Enrollment).where(Enrollment.patient_id == survivor_id))
         )
-        kept = {(procedure, at) for procedure, at in session.execute(survivors)}
+        kept = {(e.procedure, e.discharged_at) for e in survivors}
+        open_there = {e.procedure for e in survivors if e.active_key is not None}
         duplicates = []
         prior_enrollments = select(Enrollment).where(Enrollment.patient_id == prior_id)
         for enrollment in session.scalars(prior_enrollments):
-            if (enrollment.procedure, enrollment.discharged_at) in kept:
+            is_open = enrollment.active_key is not None
+            if (enrollment.procedure, enrollment.discharged_at) in kept or (
+                is_open and enrollment.procedure in open_there
+            ):
                 duplicates.append(enrollment.id)
-            else:
-                enrollment.patient_id = survivor_id
+                continue
+            enrollment.patient_id = survivor_id
+            if is_open:
+                enrollment.active_key = active_key(survivor_id, enrollment.procedure)
         session.execute(
             update(Reply).where(Reply.patient_id == prior_id).values(patient_id=survivor_id)
         )
-        session.get_one(Patient, prior_id).external_id = None
+        emptied = session.get_one(Patient, prior_id)
+        emptied.external_id = emptied.identity_key = None
         session.flush()
         merged = Merged(_enrollments_of(session, survivor_id), duplicates)
     detail = {"prior_patient": prior_id, "duplicates": merged.duplicates}
