@@ -243,7 +243,7 @@ def _log_format(raw: str) -> str:
 
 
 def _span(raw: str) -> timedelta:
-    from aftercare.timeexpr import parse_duration
+    from aftercare.schedules.timeexpr import parse_duration
 
     span = parse_duration(raw)
     if span <= timedelta(0):

@@ -209,14 +209,6 @@ class Worker(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class StaffRole(StrEnum):
-    """What a console account may do; each role may also do everything of the roles before it."""
-
-    VIEWER = "viewer"  # reads
-    NURSE = "nurse"  # also enrolls, imports, edits, pauses, resumes, cancels, handles replies
-    ADMIN = "admin"  # also manages staff accounts
-
-
 class Staff(Base):
     """A console account. The password is kept only as an argon2 hash."""
 

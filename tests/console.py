@@ -1,21 +1,18 @@
-"""The console under the real waitress server, staff accounts to sign in with, and a browser-like
-HTTP client (cookies kept, forms posted with the CSRF token the page gave)."""
+"""The console of ``aftercare serve`` under the real waitress server, staff accounts to sign in
+with, and a browser-like HTTP client (cookies kept, forms posted with the page's CSRF token)."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 import requests
-from waitress.server import create_server
 
 from aftercare.accounts import service
 from aftercare.app import App
-from aftercare.console.standalone import create_console_app
+from tests.web_server import running
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
@@ -62,24 +59,11 @@ class RunningConsole:
         return Browser(self.url, requests.Session())
 
 
-@contextmanager
-def serving(app: App) -> Iterator[RunningConsole]:
-    server = create_server(create_console_app(app), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield RunningConsole(f"http://127.0.0.1:{server.effective_port}", app)
-    finally:
-        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown()
-
-
 @pytest.fixture
 def console(app: App) -> Iterator[RunningConsole]:
     app.settings = app.settings.with_overrides(secret_key="console-test-secret-0123456789")
-    with serving(app) as running:
-        yield running
+    with running(app) as web:
+        yield RunningConsole(web.url, app)
 
 
 @pytest.fixture

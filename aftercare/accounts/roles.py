@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aftercare.errors import InputError
-from aftercare.models import StaffRole
+from aftercare.statuses import StaffRole
 
 RANK = {StaffRole.VIEWER: 0, StaffRole.NURSE: 1, StaffRole.ADMIN: 2}
 

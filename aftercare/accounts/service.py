@@ -17,7 +17,8 @@ from aftercare.accounts.roles import parse_role
 from aftercare.db import transaction
 from aftercare.errors import InputError, NotFoundError
 from aftercare.lifecycle import record
-from aftercare.models import Staff, StaffRole
+from aftercare.models import Staff
+from aftercare.statuses import StaffRole
 from aftercare.store import signins as signin_store
 from aftercare.store import staff as store
 from aftercare.validation import parse_email

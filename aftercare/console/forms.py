@@ -7,7 +7,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitF
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # 3.3; stubs lag
 from wtforms.validators import InputRequired, Length
 
-from aftercare.models import StaffRole
+from aftercare.statuses import StaffRole
 
 ROLE_CHOICES = [
     SelectChoice(StaffRole.VIEWER.value, "Viewer — reads"),

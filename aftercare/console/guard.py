@@ -18,7 +18,7 @@ from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.roles import may
 from aftercare.console.audit import audit_action
 from aftercare.console.context import aftercare_app, signed_in
-from aftercare.models import StaffRole
+from aftercare.statuses import StaffRole
 
 PUBLIC = {"console.login", "console.login_code", "console.login_setup", "console.static"}
 # A request carrying this header is a page refreshing itself (htmx polling), not a person:

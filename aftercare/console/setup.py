@@ -15,7 +15,7 @@ from flask_wtf.csrf import generate_csrf
 from aftercare.accounts.roles import may
 from aftercare.app import App
 from aftercare.console.context import EXTENSION
-from aftercare.models import StaffRole
+from aftercare.statuses import StaffRole
 
 log = logging.getLogger("aftercare.console")
 

@@ -11,7 +11,7 @@ from aftercare.console.context import actor, aftercare_app, signed_in
 from aftercare.console.forms import ButtonForm, NewPasswordForm, StaffForm
 from aftercare.console.guard import requires
 from aftercare.errors import InputError
-from aftercare.models import StaffRole
+from aftercare.statuses import StaffRole
 
 Page = str | Response | tuple[str, int]
 

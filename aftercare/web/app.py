@@ -1,4 +1,5 @@
-"""``aftercare serve``: Twilio webhooks, one-click unsubscribe, health and metrics: one Flask app.
+"""``aftercare serve``: Twilio webhooks, one-click unsubscribe, health, metrics and the staff
+console: one Flask app.
 
 Every Twilio request must carry a valid ``X-Twilio-Signature`` computed over
 AFTERCARE_PUBLIC_URL + path (+ query) with the account's auth token; anything else gets 403 and
@@ -13,6 +14,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from aftercare.app import App
+from aftercare.console import console_bp
 from aftercare.web import ops, twilio, unsubscribe
 from aftercare.web.http import MAX_BODY, plain
 
@@ -26,7 +28,7 @@ def create_app(app: App) -> Flask:
     web.url_map.strict_slashes = False
     web.extensions["aftercare"] = app
     web.extensions["aftercare.signatures"] = twilio.Signatures(app.settings)
-    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint):
+    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, console_bp):
         web.register_blueprint(blueprint)
     web.register_error_handler(HTTPException, _http_error)
     web.register_error_handler(Exception, _unhandled)
