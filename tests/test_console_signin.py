@@ -3,6 +3,7 @@ two-factor codes and the security headers. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pyotp
@@ -249,3 +250,36 @@ def test_when_an_admin_requires_two_factor_an_account_without_it_sets_it_up(
 
 def test_the_csrf_token_helper_finds_the_token(console):
     assert csrf_token(console.browser().get("/login").text)
+
+
+def test_a_nurse_turns_on_two_factor_from_her_account_page(console, make_staff, clock):
+    make_staff(NINA)
+    browser = console.browser()
+    browser.sign_in(NINA)
+    page = browser.get("/account").text
+    assert "Two-factor sign-in" in page
+    secret = page.split('<code class="secret">')[1].split("<")[0]
+
+    code = pyotp.TOTP(secret).at(clock.now())
+    answer = browser.post("/account/two-factor/on", {"code": code}, from_page="/account")
+
+    assert answer.headers["Location"] == "/account"
+    assert "Two-factor sign-in is on" in browser.get("/account").text
+    assert console.browser().sign_in(NINA).headers["Location"] == "/login/code"
+
+
+def test_console_sign_ins_and_refusals_are_in_aftercare_audit(console, make_staff, run):
+    viewer = make_staff(NINA, role="viewer")
+    browser = console.browser()
+    browser.sign_in(NINA)
+    browser.get("/staff")
+
+    exported = run("audit", "--since", "1d", "--json").stdout
+
+    kinds = [(e["kind"], e["actor"]) for e in json.loads(exported)]
+    assert kinds == [
+        ("staff_added", "test"),
+        ("signed_in", viewer.actor),
+        ("forbidden", viewer.actor),
+    ]
+    assert viewer.actor == f"staff:{NINA}#{viewer.id}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from aftercare.console import guard, setup, signin_pages, staff_pages, worklist
+from aftercare.console import account_pages, guard, setup, signin_pages, staff_pages, worklist
 
 console_bp = Blueprint(
     "console",
@@ -31,6 +31,19 @@ console_bp.add_url_rule("/login/code", view_func=signin_pages.login_code, method
 console_bp.add_url_rule("/login/setup", view_func=signin_pages.login_setup, methods=_GET_POST)
 console_bp.add_url_rule("/logout", view_func=signin_pages.logout, methods=["POST"])
 console_bp.add_url_rule("/", view_func=worklist.worklist)
+console_bp.add_url_rule("/account", view_func=account_pages.account)
+console_bp.add_url_rule(
+    "/account/two-factor/on",
+    "account_two_factor_on",
+    view_func=account_pages.two_factor_on,
+    methods=["POST"],
+)
+console_bp.add_url_rule(
+    "/account/two-factor/off",
+    "account_two_factor_off",
+    view_func=account_pages.two_factor_off,
+    methods=["POST"],
+)
 console_bp.add_url_rule("/staff", view_func=staff_pages.staff_list)
 console_bp.add_url_rule("/staff", view_func=staff_pages.staff_add, methods=["POST"])
 console_bp.add_url_rule(
