@@ -7,11 +7,13 @@ import json
 from datetime import timedelta
 
 import pyotp
+import requests
 from sqlalchemy import select
 
 from aftercare.accounts import service, totp
 from aftercare.models import Event, SignIn, Staff
 from tests.console import PASSWORD, csrf_token
+from tests.web_server import running
 
 NINA = "nina@clinic.example"
 
@@ -283,3 +285,24 @@ def test_console_sign_ins_and_refusals_are_in_aftercare_audit(console, make_staf
         ("forbidden", viewer.actor),
     ]
     assert viewer.actor == f"staff:{NINA}#{viewer.id}"
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https(app):
+    app.settings = app.settings.with_overrides(
+        public_url="https://care.example.org", secret_key="console-test-secret-0123456789"
+    )
+    with running(app) as web:
+        answer = requests.get(web.url + "/login", timeout=10)
+
+    assert "; Secure" in answer.headers["Set-Cookie"]
+
+
+def test_an_unknown_staff_id_is_not_found(console, make_staff):
+    make_staff(NINA, role="admin")
+    browser = console.browser()
+    browser.sign_in(NINA)
+
+    answer = browser.get("/staff/999/password")
+
+    assert answer.status_code == 404
+    assert "There is nothing at this address." in answer.text

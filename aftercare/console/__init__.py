@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from aftercare.console import account_pages, guard, setup, signin_pages, staff_pages, worklist
+from aftercare.errors import NotFoundError
 
 console_bp = Blueprint(
     "console",
@@ -24,6 +25,7 @@ console_bp.after_request(guard.security_headers)
 console_bp.context_processor(setup.template_globals)
 for code in (400, 403, 404, 405, 413):
     console_bp.register_error_handler(code, guard.error_page)
+console_bp.register_error_handler(NotFoundError, guard.not_found)
 
 _GET_POST = ["GET", "POST"]
 console_bp.add_url_rule("/login", view_func=signin_pages.login, methods=_GET_POST)
