@@ -238,3 +238,27 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkItemKind(StrEnum):
+    """What a worklist item is about (urgent replies are listed first)."""
+
+    URGENT_REPLY = "urgent_reply"
+    REPLY = "reply"
+    FAILURE = "failure"
+    OPT_OUT = "opt_out"
+
+
+class HandledItem(Base):
+    """A delivery failure or an opt-out that staff dealt with: who, when, and their note.
+    (Replies carry their own handled mark.)"""
+
+    __tablename__ = "handled_item"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)  # message.id (failure) or suppression.id
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

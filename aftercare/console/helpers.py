@@ -1,0 +1,42 @@
+"""Names every console template can use: patient-local and relative times, masks, labels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aftercare.console.blueprint import console_bp
+from aftercare.console.timefmt import day_number, patient_local, relative
+from aftercare.models import WorkItemKind
+from aftercare.planner import zone
+from aftercare.views import mask_email, mask_phone
+
+KIND_LABELS = {
+    WorkItemKind.URGENT_REPLY: "Urgent reply",
+    WorkItemKind.REPLY: "Reply",
+    WorkItemKind.FAILURE: "Delivery failed",
+    WorkItemKind.OPT_OUT: "Opted out",
+}
+
+
+def kind_label(kind: WorkItemKind) -> str:
+    return KIND_LABELS[kind]
+
+
+@console_bp.app_context_processor
+def template_names() -> dict[str, Any]:
+    return {
+        "local": patient_local,
+        "relative": relative,
+        "day_number": day_number,
+        "mask_phone": mask_phone,
+        "mask_email": mask_email,
+        "kind_label": kind_label,
+        "parse_iso": parse_iso,
+        "zone": zone,
+    }
+
+
+def parse_iso(value: str) -> datetime:
+    """The views' ``...Z`` strings back to aware datetimes (for patient-local display)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
