@@ -23,9 +23,14 @@ def worklist_page() -> str:
     with aftercare().sessions() as session:
         items = worklist.open_items(session)
     urgent = sum(1 for i in items if i.urgent)
-    template = "_worklist_items.html" if request.headers.get("HX-Request") else "worklist.html"
+    fragment = request.headers.get("HX-Request") == "true"
     return render_template(
-        template, items=items[:SHOWN], total=len(items), urgent=urgent, now=now()
+        "_worklist_items.html" if fragment else "worklist.html",
+        fragment=fragment,
+        items=items[:SHOWN],
+        total=len(items),
+        urgent=urgent,
+        now=now(),
     )
 
 
