@@ -209,15 +209,6 @@ class Worker(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class WorkItemKind(StrEnum):
-    """What a worklist item is about (urgent replies are listed first)."""
-
-    URGENT_REPLY = "urgent_reply"
-    REPLY = "reply"
-    FAILURE = "failure"
-    OPT_OUT = "opt_out"
-
-
 class HandledItem(Base):
     """A delivery failure or an opt-out that staff dealt with: who, when, and their note.
     (Replies carry their own handled mark.)"""

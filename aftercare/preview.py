@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aftercare.config import QuietHours
 from aftercare.planner import PlannedMessage, plan
 from aftercare.render import Clinic, Recipient, render_message
-from aftercare.schedules import Timeline
+from aftercare.schedules.model import Timeline
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,13 @@ class ReplyKind(StrEnum):
     HELP = "help"
     PAIN = "pain"  # a 0-10 answer to the symptom check-in
     QUESTION = "question"  # anything else: for staff
+
+
+class WorkItemKind(StrEnum):
+    """What a worklist item is about (urgent replies are listed first)."""
+
+    URGENT_REPLY = "urgent_reply"
+    REPLY = "reply"
+    FAILURE = "failure"
+    OPT_OUT = "opt_out"
+

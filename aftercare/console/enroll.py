@@ -10,7 +10,8 @@ from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.deps import actor, aftercare, clinic_timezone, now
 from aftercare.console.forms import local_instant
 from aftercare.db import transaction
-from aftercare.enrollment import EnrollmentRequest, enroll_many, parse_request
+from aftercare.enrollment import EnrollmentRequest, parse_request
+from aftercare.store.enrollments import enroll_many
 from aftercare.errors import InputError
 from aftercare.planner import zone
 from aftercare.preview import PreviewedMessage, preview

@@ -7,9 +7,9 @@ from typing import Any
 
 from aftercare.console.blueprint import console_bp
 from aftercare.console.timefmt import day_number, patient_local, relative
-from aftercare.models import WorkItemKind
+from aftercare.statuses import WorkItemKind
 from aftercare.planner import zone
-from aftercare.views import mask_email, mask_phone
+from aftercare.cli.views import mask_email, mask_phone
 
 KIND_LABELS = {
     WorkItemKind.URGENT_REPLY: "Urgent reply",

@@ -10,7 +10,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from aftercare import lifecycle, views
+from aftercare import lifecycle
+from aftercare.cli import views
 from aftercare.console.audit import audit_view
 from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.charts import Score, pain_chart

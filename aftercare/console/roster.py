@@ -18,10 +18,10 @@ from aftercare.console.audit import audit_action
 from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.deps import aftercare, now
 from aftercare.console.timefmt import day_number, patient_local
-from aftercare.models import EnrollmentStatus
+from aftercare.statuses import EnrollmentStatus
 from aftercare.store import roster
 from aftercare.store.roster import RosterFilter, RosterRow
-from aftercare.views import iso, mask_phone
+from aftercare.cli.views import iso, mask_phone
 
 CSV_COLUMNS = (
     "enrollment_id",

@@ -10,7 +10,7 @@ from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.deps import actor, aftercare, now
 from aftercare.console.forms import note_from
 from aftercare.db import transaction
-from aftercare.models import WorkItemKind
+from aftercare.statuses import WorkItemKind
 from aftercare.store import worklist
 
 # Enough for a shift; the page says when there are more.

@@ -9,19 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from aftercare.models import (
-    Enrollment,
-    Message,
-    MessageStatus,
-    Patient,
-    Reply,
-    ReplyKind,
-    WorkItemKind,
-)
+from aftercare.models import Enrollment, Message, Patient, Reply
+from aftercare.statuses import MessageStatus, ReplyKind, WorkItemKind
 from aftercare.store.worklist import WorkItem, open_items
 
 PAGE_SIZE = 50
@@ -85,7 +79,7 @@ def roster_all(session: Session, wanted: RosterFilter, batch: int = 500) -> Iter
         last_id = rows[-1].enrollment_id
 
 
-def _filtered(wanted: RosterFilter, problems: dict[int, list[str]]) -> Select[tuple[Enrollment]]:
+def _filtered(wanted: RosterFilter, problems: dict[int, list[str]]) -> Select[Any]:
     query = select(Enrollment).join(Patient).order_by(Enrollment.id.desc())
     if wanted.status:
         query = query.where(Enrollment.status == wanted.status)
@@ -99,7 +93,7 @@ def _filtered(wanted: RosterFilter, problems: dict[int, list[str]]) -> Select[tu
     return query
 
 
-def _matches(term: str) -> object:
+def _matches(term: str) -> ColumnElement[bool]:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     by_name_or_id = or_(
         func.lower(Patient.first_name).like(escaped.lower() + "%", escape="\\"),
@@ -132,7 +126,7 @@ def _problem(item: WorkItem) -> str:
 
 
 def _rows(
-    session: Session, query: Select[tuple[Enrollment]], problems: dict[int, list[str]]
+    session: Session, query: Select[Any], problems: dict[int, list[str]]
 ) -> list[RosterRow]:
     page = query.with_only_columns(
         Enrollment.id,
@@ -162,8 +156,10 @@ def _rows(
         .where(Reply.enrollment_id.in_(ids))
         .order_by(Reply.received_at, Reply.id)
     )
-    for enrollment_id, at, kind, score in session.execute(replies):
-        row = by_id[enrollment_id]
+    for owner, at, kind, score in session.execute(replies):
+        if owner is None:  # never: the query asks for these enrollments' replies
+            continue
+        row = by_id[owner]
         row.last_reply_at = at
         if kind == ReplyKind.PAIN:
             row.last_pain, row.last_pain_at = score, at

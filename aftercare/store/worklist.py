@@ -13,24 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from aftercare.errors import AftercareError, NotFoundError
 from aftercare.lifecycle import record
-from aftercare.models import (
-    Enrollment,
-    EnrollmentStatus,
-    HandledItem,
-    Message,
-    MessageStatus,
-    Patient,
-    Reply,
-    ReplyKind,
-    Suppression,
-    WorkItemKind,
-)
-from aftercare.receipts import SUPPRESSING_CODES
+from aftercare.models import Enrollment, HandledItem, Message, Patient, Reply, Suppression
+from aftercare.statuses import EnrollmentStatus, MessageStatus, ReplyKind, WorkItemKind
+from aftercare.store.receipts import SUPPRESSING_CODES
 
 # Failures staff can act on (correct the number or address, call the patient), by error code.
 FIXABLE_CODES = {
@@ -134,7 +124,7 @@ def _reply_why(reply: Reply) -> str:
     return "a question for staff"
 
 
-def _fixable() -> object:
+def _fixable() -> ColumnElement[bool]:
     return or_(
         Message.status == MessageStatus.UNDELIVERED,
         and_(
@@ -153,7 +143,7 @@ def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> l
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .where(
             Message.status.in_([MessageStatus.FAILED, MessageStatus.UNDELIVERED]),
-            _fixable(),  # type: ignore[arg-type]
+            _fixable(),
             Enrollment.status.in_(_LIVE),
             ~handled,
         )
