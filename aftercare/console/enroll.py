@@ -11,11 +11,11 @@ from aftercare.console.deps import actor, aftercare, clinic_timezone, now
 from aftercare.console.forms import local_instant
 from aftercare.db import transaction
 from aftercare.enrollment import EnrollmentRequest, parse_request
-from aftercare.store.enrollments import enroll_many
 from aftercare.errors import InputError
 from aftercare.planner import zone
 from aftercare.preview import PreviewedMessage, preview
 from aftercare.render import Recipient
+from aftercare.store.enrollments import enroll_many
 
 # The form's fields, in order, with their labels; the names are the enrollment contract's.
 FIELDS = (

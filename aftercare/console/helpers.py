@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aftercare.cli.views import mask_email, mask_phone
 from aftercare.console.blueprint import console_bp
 from aftercare.console.timefmt import day_number, patient_local, relative
-from aftercare.statuses import WorkItemKind
 from aftercare.planner import zone
-from aftercare.cli.views import mask_email, mask_phone
+from aftercare.statuses import WorkItemKind
 
 KIND_LABELS = {
     WorkItemKind.URGENT_REPLY: "Urgent reply",

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from flask import Response, render_template, request, stream_with_context
 
+from aftercare.cli.views import iso, mask_phone
 from aftercare.console.audit import audit_action
 from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.deps import aftercare, now
@@ -21,7 +22,6 @@ from aftercare.console.timefmt import day_number, patient_local
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import roster
 from aftercare.store.roster import RosterFilter, RosterRow
-from aftercare.cli.views import iso, mask_phone
 
 CSV_COLUMNS = (
     "enrollment_id",

@@ -9,8 +9,8 @@ from flask import render_template
 
 from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.deps import aftercare, clinic_timezone, now
-from aftercare.schedules.lint import Finding, lint
 from aftercare.render import Recipient, render_message
+from aftercare.schedules.lint import Finding, lint
 from aftercare.schedules.model import Step, Timeline
 
 SAMPLE_NAME = "Alex"  # texts are shown for a made-up patient

@@ -125,9 +125,7 @@ def _problem(item: WorkItem) -> str:
     }[item.kind]
 
 
-def _rows(
-    session: Session, query: Select[Any], problems: dict[int, list[str]]
-) -> list[RosterRow]:
+def _rows(session: Session, query: Select[Any], problems: dict[int, list[str]]) -> list[RosterRow]:
     page = query.with_only_columns(
         Enrollment.id,
         Patient.id,
