@@ -28,5 +28,4 @@ def actor() -> str:
 
 
 def clinic_timezone() -> str:
-    """PROTOTYPE: becomes the AFTERCARE_CLINIC_TIMEZONE setting."""
-    return "America/New_York"
+    return aftercare().settings.clinic_timezone

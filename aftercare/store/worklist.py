@@ -244,7 +244,7 @@ def _latest_enrollments(
             .where(column.in_(addresses))
             .group_by(column)
         )
-        latest = dict(session.execute(query).tuples().all())
+        latest = {address: eid for address, eid in session.execute(query)}
         people = _people(session, latest.values())
         for address, enrollment_id in latest.items():
             name, tz = people[enrollment_id]
