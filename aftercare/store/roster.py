@@ -142,13 +142,15 @@ def _rows(session: Session, query: Select[Any], problems: dict[int, list[str]]) 
         return rows
     by_id = {r.enrollment_id: r for r in rows}
     ids = list(by_id)
-    next_due = (
-        select(Message.enrollment_id, func.min(Message.due_at))
-        .where(Message.enrollment_id.in_(ids), Message.status == MessageStatus.PENDING)
-        .group_by(Message.enrollment_id)
+    # Every message of the page's enrollments, through the (enrollment, step, ...) key; asked for
+    # "pending" in SQL, SQLite walks the status index over every pending row in the database.
+    messages = select(Message.enrollment_id, Message.due_at, Message.status).where(
+        Message.enrollment_id.in_(ids)
     )
-    for enrollment_id, due in session.execute(next_due):
-        by_id[enrollment_id].next_due = due
+    for enrollment_id, due, status in session.execute(messages):
+        row = by_id[enrollment_id]
+        if status == MessageStatus.PENDING and (row.next_due is None or due < row.next_due):
+            row.next_due = due
     replies = (
         select(Reply.enrollment_id, Reply.received_at, Reply.kind, Reply.pain_score)
         .where(Reply.enrollment_id.in_(ids))

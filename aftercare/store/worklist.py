@@ -77,10 +77,19 @@ def attention_enrollments(session: Session) -> set[int]:
 
 
 def _replies(session: Session) -> list[WorkItem]:
+    # Columns, not ORM objects: building a thousand Reply objects cost more than the query.
     answered = aliased(Message)
     query = (
         select(
-            Reply,
+            Reply.id,
+            Reply.enrollment_id,
+            Reply.received_at,
+            Reply.body,
+            Reply.kind,
+            Reply.urgent,
+            Reply.urgent_reason,
+            Reply.pain_score,
+            Reply.in_reply_to,
             Patient.first_name,
             Patient.timezone,
             answered.step,
@@ -96,31 +105,31 @@ def _replies(session: Session) -> list[WorkItem]:
         )
     )
     items = []
-    for reply, name, tz, step, occurrence, channel, sent_at in session.execute(query):
+    for row in session.connection().execute(query):
         message = None
-        if reply.in_reply_to is not None:
-            message = Answered(reply.in_reply_to, step, occurrence, channel, sent_at)
+        if row.in_reply_to is not None:
+            message = Answered(row.in_reply_to, row.step, row.occurrence, row.channel, row.sent_at)
         items.append(
             WorkItem(
-                kind=WorkItemKind.URGENT_REPLY if reply.urgent else WorkItemKind.REPLY,
-                ref_id=reply.id,
-                enrollment_id=reply.enrollment_id,
-                first_name=name,
-                timezone=tz,
-                at=reply.received_at,
-                why=_reply_why(reply),
-                body=reply.body,
+                kind=WorkItemKind.URGENT_REPLY if row.urgent else WorkItemKind.REPLY,
+                ref_id=row.id,
+                enrollment_id=row.enrollment_id,
+                first_name=row.first_name,
+                timezone=row.timezone,
+                at=row.received_at,
+                why=_reply_why(row.urgent_reason, row.kind, row.pain_score),
+                body=row.body,
                 message=message,
             )
         )
     return items
 
 
-def _reply_why(reply: Reply) -> str:
-    if reply.urgent_reason:
-        return reply.urgent_reason
-    if reply.kind == ReplyKind.PAIN:
-        return f"pain score {reply.pain_score}"
+def _reply_why(urgent_reason: str | None, kind: str, pain_score: int | None) -> str:
+    if urgent_reason:
+        return urgent_reason
+    if kind == ReplyKind.PAIN:
+        return f"pain score {pain_score}"
     return "a question for staff"
 
 
@@ -134,12 +143,35 @@ def _fixable() -> ColumnElement[bool]:
     )
 
 
-def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> list[Message]:
+@dataclass(frozen=True)
+class _Failed:
+    id: int
+    enrollment_id: int
+    channel: str
+    step: str
+    occurrence: int
+    status: str
+    error_code: str | None
+    at: datetime
+    sent_at: datetime | None
+
+
+def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> list[_Failed]:
     handled = exists().where(
         HandledItem.kind == WorkItemKind.FAILURE, HandledItem.ref_id == Message.id
     )
     query = (
-        select(Message)
+        select(
+            Message.id,
+            Message.enrollment_id,
+            Message.channel,
+            Message.step,
+            Message.occurrence,
+            Message.status,
+            Message.error_code,
+            func.coalesce(Message.updated_at, Message.due_at),
+            Message.sent_at,
+        )
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .where(
             Message.status.in_([MessageStatus.FAILED, MessageStatus.UNDELIVERED]),
@@ -150,18 +182,18 @@ def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> l
     )
     if enrollment_id is not None:
         query = query.where(Message.enrollment_id == enrollment_id)
-    return list(session.scalars(query))
+    return [_Failed(*row) for row in session.connection().execute(query)]
 
 
 def _failures(session: Session) -> list[WorkItem]:
     failed = _unhandled_failures(session)
-    groups: dict[tuple[int, str], list[Message]] = {}
+    groups: dict[tuple[int, str], list[_Failed]] = {}
     for message in failed:
         groups.setdefault((message.enrollment_id, message.channel), []).append(message)
     people = _people(session, {m.enrollment_id for m in failed})
     items = []
     for (enrollment_id, _channel), messages in groups.items():
-        latest = max(messages, key=lambda m: (m.updated_at or m.due_at, m.id))
+        latest = max(messages, key=lambda m: (m.at, m.id))
         name, tz = people.get(enrollment_id, (None, None))
         items.append(
             WorkItem(
@@ -170,8 +202,8 @@ def _failures(session: Session) -> list[WorkItem]:
                 enrollment_id=enrollment_id,
                 first_name=name,
                 timezone=tz,
-                at=latest.updated_at or latest.due_at,
-                why=failure_why(latest.status, latest.error_code),
+                at=latest.at,
+                why=failure_why(latest.error_code),
                 message=Answered(
                     latest.id, latest.step, latest.occurrence, latest.channel, latest.sent_at
                 ),
@@ -181,7 +213,7 @@ def _failures(session: Session) -> list[WorkItem]:
     return items
 
 
-def failure_why(status: str, code: str | None) -> str:
+def failure_why(code: str | None) -> str:
     if code in FIXABLE_CODES:
         return FIXABLE_CODES[code]
     if code and code.startswith("SMTP 5"):
