@@ -44,4 +44,3 @@ class WorkItemKind(StrEnum):
     REPLY = "reply"
     FAILURE = "failure"
     OPT_OUT = "opt_out"
-
