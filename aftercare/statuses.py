@@ -1,4 +1,5 @@
-"""The states of enrollments and messages, and the kinds of replies: plain enums, no database."""
+"""The states of enrollments and messages, the kinds of replies and the roles of staff accounts:
+plain enums, no database."""
 
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ class ReplyKind(StrEnum):
     HELP = "help"
     PAIN = "pain"  # a 0-10 answer to the symptom check-in
     QUESTION = "question"  # anything else: for staff
+
+
+class StaffRole(StrEnum):
+    """What a console account may do; each role may also do everything of the roles before it."""
+
+    VIEWER = "viewer"  # reads
+    NURSE = "nurse"  # also enrolls, imports, edits, pauses, resumes, cancels, handles replies
+    ADMIN = "admin"  # also manages staff accounts
 
 
 class WorkItemKind(StrEnum):

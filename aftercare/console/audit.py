@@ -1,20 +1,44 @@
-"""PROTOTYPE until H13a's audit helpers land."""
+"""Console actions and record views in the event log the CLI writes, with the account as actor.
+
+HIPAA's audit controls (45 CFR 164.312(b)) ask who looked at whose record, not only who
+changed it: every view of a patient's record is written here too.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aftercare.console.deps import actor, aftercare, now
+from flask import request
+
+from aftercare.accounts.kinds import AccountEvent
+from aftercare.console.context import actor, aftercare_app
 from aftercare.db import transaction
 from aftercare.lifecycle import record
 
 
+def audit_view(page: str, enrollment_id: int | None = None, **detail: Any) -> None:
+    """Records that the signed-in account looked at ``page`` (of one enrollment, if given).
+    Pass no search terms or other patient data in ``detail``."""
+    audit_action(AccountEvent.VIEWED, enrollment_id=enrollment_id, page=page, **detail)
+
+
 def audit_action(
-    kind: str, enrollment_id: int | None = None, detail: dict[str, Any] | None = None
+    kind: str,
+    enrollment_id: int | None = None,
+    message_id: int | None = None,
+    reason: str | None = None,
+    **detail: Any,
 ) -> None:
-    with transaction(aftercare().sessions) as session:
-        record(session, kind, actor(), now(), enrollment_id, detail=detail)
-
-
-def audit_view(enrollment_id: int) -> None:
-    audit_action("record_viewed", enrollment_id)
+    """Records ``kind`` done by the signed-in account, from the request's address."""
+    app = aftercare_app()
+    with transaction(app.sessions) as session:
+        record(
+            session,
+            kind,
+            actor(),
+            app.clock.now(),
+            enrollment_id=enrollment_id,
+            message_id=message_id,
+            reason=reason,
+            detail={"address": request.remote_addr, **detail},
+        )

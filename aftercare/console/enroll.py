@@ -6,16 +6,19 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from aftercare.console.blueprint import console_bp, role_required
-from aftercare.console.deps import actor, aftercare, clinic_timezone, now
-from aftercare.console.forms import local_instant
+from aftercare.console.context import actor, aftercare_app
+from aftercare.console.fields import local_instant
+from aftercare.console.guard import requires
+from aftercare.console.helpers import clinic_timezone, now
 from aftercare.db import transaction
 from aftercare.enrollment import EnrollmentRequest, parse_request
 from aftercare.errors import InputError
 from aftercare.planner import zone
 from aftercare.preview import PreviewedMessage, preview
 from aftercare.render import Recipient
+from aftercare.statuses import StaffRole
 from aftercare.store.enrollments import enroll_many
+from aftercare.validation import parse_timezone
 
 # The form's fields, in order, with their labels; the names are the enrollment contract's.
 FIELDS = (
@@ -35,7 +38,7 @@ def _defaults() -> dict[str, str]:
     return {
         "timezone": tz,
         "discharged_at": now().astimezone(zone(tz)).strftime("%Y-%m-%dT%H:%M"),
-        "procedure": aftercare().catalog.names()[0],
+        "procedure": aftercare_app().catalog.names()[0],
     }
 
 
@@ -46,14 +49,20 @@ def _typed() -> dict[str, str]:
 def _parsed(values: dict[str, str]) -> EnrollmentRequest:
     """The CLI's parser on what was typed; the discharge time is read in the chosen zone."""
     raw: dict[str, str | None] = dict(values)
+    if values["timezone"]:
+        # The discharge time is read in this zone, so a wrong zone is the problem to name.
+        try:
+            parse_timezone(values["timezone"])
+        except ValueError as exc:
+            raise InputError("timezone", str(exc)) from None
     raw["discharged_at"] = local_instant(values["discharged_at"], values["timezone"])
-    return parse_request(raw, aftercare().catalog, now())
+    return parse_request(raw, aftercare_app().catalog, now())
 
 
 def _page(values: dict[str, str], errors: dict[str, str], rows: list[PreviewedMessage]) -> str:
-    app = aftercare()
+    app = aftercare_app()
     return render_template(
-        "enroll.html",
+        "console/enroll.html",
         fields=FIELDS,
         values=values,
         errors=errors,
@@ -64,14 +73,12 @@ def _page(values: dict[str, str], errors: dict[str, str], rows: list[PreviewedMe
     )
 
 
-@console_bp.get("/enroll")
-@role_required("nurse")
-def enroll_page() -> str:
+@requires(StaffRole.NURSE)
+def enroll() -> str:
     return _page(_defaults(), {}, [])
 
 
-@console_bp.post("/enroll")
-@role_required("nurse")
+@requires(StaffRole.NURSE)
 def enroll_submit() -> Response | str | tuple[str, int]:
     values = _typed()
     try:
@@ -80,18 +87,18 @@ def enroll_submit() -> Response | str | tuple[str, int]:
         return _page(values, {exc.field: exc.problem}, []), 422
     if request.form.get("action") != "enroll":
         return _page(values, {}, _preview(request_))
-    app, at = aftercare(), now()
+    app, at = aftercare_app(), now()
     with transaction(app.sessions) as session:
         (result,) = enroll_many(session, [request_], app.settings, at, actor())
     if result.created:
         flash(f"Enrolled: {result.messages} messages planned.", "ok")
     else:
         flash("Already enrolled (nothing changed): this is the existing enrollment.", "ok")
-    return redirect(url_for("console.patient_page", enrollment_id=result.enrollment_id))
+    return redirect(url_for("console.patient", enrollment_id=result.enrollment_id))
 
 
 def _preview(request_: EnrollmentRequest) -> list[PreviewedMessage]:
-    app = aftercare()
+    app = aftercare_app()
     recipient = Recipient(
         request_.first_name, request_.timezone, request_.language, request_.discharged_at
     )

@@ -1,40 +1,68 @@
-"""Reading what staff typed into the console's small forms, with the CLI's rules and words."""
+"""The console's forms (WTForms through Flask-WTF, so each carries its CSRF token)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # 3.3; stubs lag
+from wtforms.validators import InputRequired, Length
 
-from aftercare.errors import InputError
-from aftercare.planner import zone
+from aftercare.statuses import StaffRole
 
-NOTE_MAX = 500
-
-
-def note_from(form: Mapping[str, str], name: str = "note", required: bool = False) -> str | None:
-    """A note or reason: whitespace folded, at most 500 characters (as ``--reason``)."""
-    cleaned = " ".join((form.get(name) or "").split())
-    if not cleaned:
-        if required:
-            raise InputError(name, "is required")
-        return None
-    if len(cleaned) > NOTE_MAX:
-        raise InputError(name, f"is longer than {NOTE_MAX} characters")
-    return cleaned
+ROLE_CHOICES = [
+    SelectChoice(StaffRole.VIEWER.value, "Viewer — reads"),
+    SelectChoice(StaffRole.NURSE.value, "Nurse — enrolls and acts on patients"),
+    SelectChoice(StaffRole.ADMIN.value, "Admin — also manages staff"),
+]
 
 
-def local_instant(raw: str, tz: str) -> str:
-    """A browser's ``datetime-local`` value (no offset) as an ISO time in the patient's zone,
-    for the CLI's parser; a value that has an offset, or is not a time, passes through as is
-    (the parser then names the problem)."""
-    text = raw.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if parsed.tzinfo is not None:
-        return text
-    try:
-        return parsed.replace(tzinfo=zone(tz)).isoformat()
-    except (KeyError, ValueError):  # an unknown zone: the zone field reports it
-        return text
+class SignInForm(FlaskForm):
+    email = EmailField(
+        "Email",
+        validators=[InputRequired("Enter your email."), Length(max=254)],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter your password."), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField("Sign in")
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "Code",
+        validators=[InputRequired("Enter the 6-digit code."), Length(max=12)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autofocus": True,
+        },
+    )
+    submit = SubmitField("Verify")
+
+
+class StaffForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired("Enter an email.")])
+    name = StringField("Name", validators=[InputRequired("Enter a name.")])
+    role = SelectField("Role", choices=ROLE_CHOICES, default=StaffRole.NURSE.value)
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter a password.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField("Add account")
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[InputRequired("Enter a password.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField("Set password")
+
+
+class ButtonForm(FlaskForm):
+    """A form that is only a button (and its CSRF token)."""

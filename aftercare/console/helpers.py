@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from aftercare.cli.views import mask_email, mask_phone
-from aftercare.console.blueprint import console_bp
+from aftercare.console.context import aftercare_app
 from aftercare.console.timefmt import day_number, patient_local, relative
 from aftercare.planner import zone
 from aftercare.statuses import WorkItemKind
@@ -19,11 +19,18 @@ KIND_LABELS = {
 }
 
 
+def now() -> datetime:
+    return aftercare_app().clock.now()
+
+
+def clinic_timezone() -> str:
+    return aftercare_app().settings.clinic_timezone
+
+
 def kind_label(kind: WorkItemKind) -> str:
     return KIND_LABELS[kind]
 
 
-@console_bp.app_context_processor
 def template_names() -> dict[str, Any]:
     return {
         "local": patient_local,

@@ -16,14 +16,24 @@ from pathlib import Path
 from flask import flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from aftercare.console.blueprint import console_bp, role_required
-from aftercare.console.deps import actor, aftercare, now
+from aftercare import importer
+from aftercare.console.context import actor, aftercare_app
+from aftercare.console.guard import requires
+from aftercare.console.helpers import now
 from aftercare.errors import AftercareError
-from aftercare.importer import ImportReport, import_csv
+from aftercare.importer import ImportReport
+from aftercare.statuses import StaffRole
 
 MAX_UPLOAD = 20 * 1024 * 1024  # a day's discharges are a few kilobytes; this is years of them
 KEEP_SECONDS = 3600
 _KEY = "import_upload"
+
+
+def allow_upload() -> None:
+    """The app's body limit is for webhooks (64 KiB); the import form takes a CSV file."""
+    if request.endpoint == "console.import_upload":
+        request.max_content_length = MAX_UPLOAD + 64 * 1024  # the file and the form around it
+        request.max_form_memory_size = MAX_UPLOAD
 
 
 def _folder() -> Path:
@@ -45,28 +55,28 @@ def _rows(report: ImportReport) -> list[dict[str, object]]:
 
 
 def _run(path: Path, dry_run: bool) -> ImportReport:
-    app = aftercare()
-    return import_csv(
+    app = aftercare_app()
+    return importer.import_csv(
         path, app.sessions, app.catalog, app.settings, now(), actor(), dry_run=dry_run
     )
 
 
-@console_bp.get("/import")
-@role_required("nurse")
-def import_page() -> str:
-    return render_template("import.html", report=None, rows=[], error=None)
+@requires(StaffRole.NURSE)
+def import_csv() -> str:
+    return render_template("console/import.html", report=None, rows=[], error=None)
 
 
-@console_bp.post("/import")
-@role_required("nurse")
+@requires(StaffRole.NURSE)
 def import_upload() -> str | tuple[str, int]:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return render_template("import.html", report=None, rows=[], error="File: choose a CSV"), 422
+        return render_template(
+            "console/import.html", report=None, rows=[], error="File: choose a CSV"
+        ), 422
     data = upload.stream.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         error = f"File: is larger than {MAX_UPLOAD // (1024 * 1024)} MB"
-        return render_template("import.html", report=None, rows=[], error=error), 413
+        return render_template("console/import.html", report=None, rows=[], error=error), 413
     name = secrets.token_urlsafe(16)
     path = _folder() / f"{name}.csv"
     path.write_bytes(data)
@@ -75,19 +85,18 @@ def import_upload() -> str | tuple[str, int]:
     except AftercareError as exc:
         path.unlink(missing_ok=True)
         error = str(exc).replace("file: ", "File: ", 1)
-        return render_template("import.html", report=None, rows=[], error=error), 422
+        return render_template("console/import.html", report=None, rows=[], error=error), 422
     session[_KEY] = name
-    return render_template("import.html", report=report, rows=_rows(report), error=None)
+    return render_template("console/import.html", report=report, rows=_rows(report), error=None)
 
 
-@console_bp.post("/import/confirm")
-@role_required("nurse")
+@requires(StaffRole.NURSE)
 def import_confirm() -> Response:
     name = session.pop(_KEY, None)
     path = _folder() / f"{name}.csv" if isinstance(name, str) and name.isascii() else None
     if path is None or not path.is_file() or path.parent != _folder():
         flash("That upload has expired: choose the file again.", "error")
-        return redirect(url_for("console.import_page"))
+        return redirect(url_for("console.import_csv"))
     try:
         report = _run(path, dry_run=False)
     finally:
@@ -97,4 +106,4 @@ def import_confirm() -> Response:
         f"Imported: {report.enrolled} enrolled, {report.existing} already enrolled{skipped}.",
         "ok",
     )
-    return redirect(url_for("console.roster_page"))
+    return redirect(url_for("console.patients"))

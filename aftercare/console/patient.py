@@ -13,27 +13,26 @@ from werkzeug.wrappers import Response
 from aftercare import lifecycle
 from aftercare.cli import views
 from aftercare.console.audit import audit_view
-from aftercare.console.blueprint import console_bp, role_required
 from aftercare.console.charts import Score, pain_chart
-from aftercare.console.deps import actor, aftercare, now
-from aftercare.console.forms import local_instant, note_from
-from aftercare.console.helpers import parse_iso
+from aftercare.console.context import actor, aftercare_app
+from aftercare.console.fields import local_instant, note_from
+from aftercare.console.guard import requires
+from aftercare.console.helpers import now, parse_iso
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.models import Message
 from aftercare.render import Recipient, render_message
+from aftercare.statuses import StaffRole
 from aftercare.validation import check_discharge_time, parse_instant
 
 
-@console_bp.get("/patients/<int:enrollment_id>")
-@role_required("viewer")
-def patient_page(enrollment_id: int) -> str:
-    with aftercare().sessions() as session:
+def patient(enrollment_id: int) -> str:
+    with aftercare_app().sessions() as session:
         try:
             data = views.show_enrollment(session, enrollment_id)
         except NotFoundError:
             abort(404)
-    audit_view(enrollment_id)
+    audit_view("patient", enrollment_id)
     shown = request.args.get("text", type=int)
     text = _rendered(enrollment_id, shown) if shown else None
     receipts = _receipts(data["history"])
@@ -43,7 +42,7 @@ def patient_page(enrollment_id: int) -> str:
         if p["score"] is not None
     ]
     return render_template(
-        "patient.html",
+        "console/patient.html",
         p=data,
         receipts=receipts,
         shown=shown,
@@ -66,7 +65,7 @@ def _receipts(history: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
 
 def _rendered(enrollment_id: int, message_id: int) -> dict[str, str | None] | None:
     """The words of one message as the patient gets them (rendered now: the timeline as it is)."""
-    app = aftercare()
+    app = aftercare_app()
     with app.sessions() as session:
         message = session.get(Message, message_id)
         if message is None or message.enrollment_id != enrollment_id:
@@ -89,18 +88,17 @@ def _rendered(enrollment_id: int, message_id: int) -> dict[str, str | None] | No
 
 def _act(enrollment_id: int, change: Callable[[Session], str]) -> Response:
     try:
-        with transaction(aftercare().sessions) as session:
+        with transaction(aftercare_app().sessions) as session:
             flash(change(session), "ok")
     except InputError as exc:
         flash(f"{exc.field}: {exc.problem}", "error")
     except AftercareError as exc:
         flash(str(exc).removeprefix("id: "), "error")
-    return redirect(url_for("console.patient_page", enrollment_id=enrollment_id) + "#actions")
+    return redirect(url_for("console.patient", enrollment_id=enrollment_id) + "#actions")
 
 
-@console_bp.post("/patients/<int:enrollment_id>/pause")
-@role_required("nurse")
-def pause(enrollment_id: int) -> Response:
+@requires(StaffRole.NURSE)
+def patient_pause(enrollment_id: int) -> Response:
     return _act(
         enrollment_id,
         lambda s: (
@@ -110,9 +108,8 @@ def pause(enrollment_id: int) -> Response:
     )
 
 
-@console_bp.post("/patients/<int:enrollment_id>/resume")
-@role_required("nurse")
-def resume(enrollment_id: int) -> Response:
+@requires(StaffRole.NURSE)
+def patient_resume(enrollment_id: int) -> Response:
     return _act(
         enrollment_id,
         lambda s: (
@@ -122,9 +119,8 @@ def resume(enrollment_id: int) -> Response:
     )
 
 
-@console_bp.post("/patients/<int:enrollment_id>/cancel")
-@role_required("nurse")
-def cancel(enrollment_id: int) -> Response:
+@requires(StaffRole.NURSE)
+def patient_cancel(enrollment_id: int) -> Response:
     return _act(
         enrollment_id,
         lambda s: (
@@ -134,10 +130,9 @@ def cancel(enrollment_id: int) -> Response:
     )
 
 
-@console_bp.post("/patients/<int:enrollment_id>/reschedule")
-@role_required("nurse")
-def reschedule(enrollment_id: int) -> Response:
-    app, at = aftercare(), now()
+@requires(StaffRole.NURSE)
+def patient_reschedule(enrollment_id: int) -> Response:
+    app, at = aftercare_app(), now()
 
     def change(session: Session) -> str:
         tz = lifecycle.get_enrollment(session, enrollment_id).patient.timezone

@@ -16,8 +16,8 @@ from flask import Response, render_template, request, stream_with_context
 
 from aftercare.cli.views import iso, mask_phone
 from aftercare.console.audit import audit_action
-from aftercare.console.blueprint import console_bp, role_required
-from aftercare.console.deps import aftercare, now
+from aftercare.console.context import aftercare_app
+from aftercare.console.helpers import now
 from aftercare.console.timefmt import day_number, patient_local
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import roster
@@ -46,41 +46,37 @@ def _wanted() -> RosterFilter:
     procedure = args.get("procedure") or None
     return RosterFilter(
         status=status if status in set(EnrollmentStatus) else None,
-        procedure=procedure if procedure in aftercare().catalog.names() else None,
+        procedure=procedure if procedure in aftercare_app().catalog.names() else None,
         needs_attention=args.get("attention") == "1",
         search=(args.get("q") or "").strip()[:100] or None,
     )
 
 
-@console_bp.get("/patients")
-@role_required("viewer")
-def roster_page() -> str:
+def patients() -> str:
     wanted = _wanted()
     page_number = request.args.get("page", default=1, type=int) or 1
-    with aftercare().sessions() as session:
+    with aftercare_app().sessions() as session:
         page = roster.roster_page(session, wanted, page_number)
     return render_template(
-        "patients.html",
+        "console/patients.html",
         page=page,
         wanted=wanted,
         statuses=[s.value for s in EnrollmentStatus],
-        procedures=aftercare().catalog.names(),
+        procedures=aftercare_app().catalog.names(),
         now=now(),
     )
 
 
-@console_bp.get("/patients.csv")
-@role_required("viewer")
-def roster_csv() -> Response:
+def patients_csv() -> Response:
     wanted = _wanted()
-    audit_action("roster_exported", detail={"filtered": wanted != RosterFilter()})
+    audit_action("roster_exported", filtered=wanted != RosterFilter())
     at = now()
 
     def lines() -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        with aftercare().sessions() as session:
+        with aftercare_app().sessions() as session:
             for row in roster.roster_all(session, wanted):
                 writer.writerow(csv_row(row, at))
                 yield out.getvalue()

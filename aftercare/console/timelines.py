@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from flask import render_template
 
-from aftercare.console.blueprint import console_bp, role_required
-from aftercare.console.deps import aftercare, clinic_timezone, now
+from aftercare.console.context import aftercare_app
+from aftercare.console.helpers import clinic_timezone, now
 from aftercare.render import Recipient, render_message
 from aftercare.schedules.lint import Finding, lint
 from aftercare.schedules.model import Step, Timeline
@@ -38,16 +38,14 @@ class TimelineView:
     other_findings: list[Finding]  # about the whole timeline (how often it texts)
 
 
-@console_bp.get("/timelines")
-@role_required("viewer")
-def timelines_page() -> str:
-    app = aftercare()
+def timelines() -> str:
+    app = aftercare_app()
     views = [_view(t) for t in app.catalog]
-    return render_template("timelines.html", timelines=views, sample=SAMPLE_NAME)
+    return render_template("console/timelines.html", timelines=views, sample=SAMPLE_NAME)
 
 
 def _view(timeline: Timeline) -> TimelineView:
-    app = aftercare()
+    app = aftercare_app()
     findings = lint(timeline, app.clinic, app.settings.quiet_hours)
     steps = []
     for step in timeline.steps:
@@ -66,7 +64,7 @@ def _view(timeline: Timeline) -> TimelineView:
 def _text(timeline: Timeline, step: Step, language: str, channel: str) -> Text:
     recipient = Recipient(SAMPLE_NAME, clinic_timezone(), language, now())
     try:
-        rendered = render_message(timeline, step, channel, recipient, aftercare().clinic, now())
+        rendered = render_message(timeline, step, channel, recipient, aftercare_app().clinic, now())
     except Exception as exc:  # a template that fails at render time: the lint reports it too
         return Text(language, channel, f"(does not render: {exc})", None)
     return Text(language, channel, rendered.text, rendered.subject)

@@ -1,7 +1,7 @@
 """handled items: delivery failures and opt-outs that staff dealt with, with who, when and a note
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-02 15:10:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
