@@ -15,7 +15,7 @@ from aftercare.statuses import StaffRole, WorkItemKind
 from aftercare.store import worklist as items_store
 
 # Enough for a shift; the page says when there are more.
-SHOWN = 200
+SHOWN = 100
 
 
 def worklist() -> str:

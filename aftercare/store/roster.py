@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Reply
 from aftercare.statuses import MessageStatus, ReplyKind, WorkItemKind
-from aftercare.store.worklist import WorkItem, open_items
+from aftercare.store.worklist import WorkItem, attention_enrollments, open_items
 
 PAGE_SIZE = 50
 
@@ -56,37 +56,35 @@ class RosterPage:
 
 
 def roster_page(session: Session, wanted: RosterFilter, page: int = 1) -> RosterPage:
-    problems = _problems(session)
-    query = _filtered(wanted, problems)
+    query = _filtered(session, wanted)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
-    rows = _rows(session, query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE), problems)
+    rows = _rows(session, query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
     return RosterPage(rows, total, page, pages)
 
 
 def roster_all(session: Session, wanted: RosterFilter, batch: int = 500) -> Iterator[RosterRow]:
     """Every matching row, newest first, a batch at a time (the CSV export)."""
-    problems = _problems(session)
-    query = _filtered(wanted, problems)
+    query = _filtered(session, wanted)
     last_id: int | None = None
     while True:
         chunk = query if last_id is None else query.where(Enrollment.id < last_id)
-        rows = _rows(session, chunk.limit(batch), problems)
+        rows = _rows(session, chunk.limit(batch))
         yield from rows
         if len(rows) < batch:
             return
         last_id = rows[-1].enrollment_id
 
 
-def _filtered(wanted: RosterFilter, problems: dict[int, list[str]]) -> Select[Any]:
+def _filtered(session: Session, wanted: RosterFilter) -> Select[Any]:
     query = select(Enrollment).join(Patient).order_by(Enrollment.id.desc())
     if wanted.status:
         query = query.where(Enrollment.status == wanted.status)
     if wanted.procedure:
         query = query.where(Enrollment.procedure == wanted.procedure)
     if wanted.needs_attention:
-        query = query.where(Enrollment.id.in_(list(problems)))
+        query = query.where(Enrollment.id.in_(attention_enrollments(session)))
     term = (wanted.search or "").strip()
     if term:
         query = query.where(_matches(term))
@@ -104,10 +102,10 @@ def _matches(term: str) -> ColumnElement[bool]:
     return by_name_or_id
 
 
-def _problems(session: Session) -> dict[int, list[str]]:
-    """Open worklist items by enrollment, in words ("urgent reply", "2 failed texts")."""
+def _problems(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    """Open worklist items of these enrollments, in words ("urgent reply", "2 failed texts")."""
     found: dict[int, list[str]] = {}
-    for item in open_items(session):
+    for item in open_items(session, enrollments=ids):
         if item.enrollment_id is None:
             continue
         found.setdefault(item.enrollment_id, []).append(_problem(item))
@@ -125,7 +123,7 @@ def _problem(item: WorkItem) -> str:
     }[item.kind]
 
 
-def _rows(session: Session, query: Select[Any], problems: dict[int, list[str]]) -> list[RosterRow]:
+def _rows(session: Session, query: Select[Any]) -> list[RosterRow]:
     page = query.with_only_columns(
         Enrollment.id,
         Patient.id,
@@ -163,6 +161,7 @@ def _rows(session: Session, query: Select[Any], problems: dict[int, list[str]]) 
         row.last_reply_at = at
         if kind == ReplyKind.PAIN:
             row.last_pain, row.last_pain_at = score, at
+    problems = _problems(session, ids)
     for row in rows:
         row.problems = problems.get(row.enrollment_id, [])
     return rows

@@ -9,7 +9,7 @@ opt-outs get a ``handled_item`` row. Every mark also writes an event with the ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,9 +64,13 @@ class WorkItem:
         return self.kind == WorkItemKind.URGENT_REPLY
 
 
-def open_items(session: Session, limit: int | None = None) -> list[WorkItem]:
-    """Everything not handled yet: urgent replies first, then everything else oldest first."""
-    items = [*_replies(session), *_failures(session), *_opt_outs(session)]
+def open_items(
+    session: Session, limit: int | None = None, enrollments: Collection[int] | None = None
+) -> list[WorkItem]:
+    """Everything not handled yet (of these enrollments only, if given): urgent replies first,
+    then everything else oldest first."""
+    only = None if enrollments is None else list(enrollments)
+    items = [*_replies(session, only), *_failures(session, only), *_opt_outs(session, only)]
     items.sort(key=lambda i: (not i.urgent, i.at, i.ref_id))
     return items[:limit] if limit else items
 
@@ -76,7 +80,7 @@ def attention_enrollments(session: Session) -> set[int]:
     return {i.enrollment_id for i in open_items(session) if i.enrollment_id is not None}
 
 
-def _replies(session: Session) -> list[WorkItem]:
+def _replies(session: Session, only: list[int] | None) -> list[WorkItem]:
     # Columns, not ORM objects: building a thousand Reply objects cost more than the query.
     answered = aliased(Message)
     query = (
@@ -104,6 +108,8 @@ def _replies(session: Session) -> list[WorkItem]:
             or_(Reply.kind == ReplyKind.QUESTION, Reply.urgent.is_(True)),
         )
     )
+    if only is not None:
+        query = query.where(Reply.enrollment_id.in_(only))
     items = []
     for row in session.connection().execute(query):
         message = None
@@ -156,7 +162,7 @@ class _Failed:
     sent_at: datetime | None
 
 
-def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> list[_Failed]:
+def _unhandled_failures(session: Session, only: list[int] | None) -> list[_Failed]:
     handled = exists().where(
         HandledItem.kind == WorkItemKind.FAILURE, HandledItem.ref_id == Message.id
     )
@@ -180,13 +186,13 @@ def _unhandled_failures(session: Session, enrollment_id: int | None = None) -> l
             ~handled,
         )
     )
-    if enrollment_id is not None:
-        query = query.where(Message.enrollment_id == enrollment_id)
+    if only is not None:
+        query = query.where(Message.enrollment_id.in_(only))
     return [_Failed(*row) for row in session.connection().execute(query)]
 
 
-def _failures(session: Session) -> list[WorkItem]:
-    failed = _unhandled_failures(session)
+def _failures(session: Session, only: list[int] | None) -> list[WorkItem]:
+    failed = _unhandled_failures(session, only)
     groups: dict[tuple[int, str], list[_Failed]] = {}
     for message in failed:
         groups.setdefault((message.enrollment_id, message.channel), []).append(message)
@@ -233,13 +239,14 @@ def _people(session: Session, enrollment_ids: Iterable[int]) -> dict[int, tuple[
     return {eid: (name, tz) for eid, name, tz in session.execute(query)}
 
 
-def _opt_outs(session: Session) -> list[WorkItem]:
+def _opt_outs(session: Session, only: list[int] | None) -> list[WorkItem]:
     handled = exists().where(
         HandledItem.kind == WorkItemKind.OPT_OUT, HandledItem.ref_id == Suppression.id
     )
-    rows = session.scalars(
-        select(Suppression).where(~handled, Suppression.reason.notin_(_NUMBER_PROBLEMS))
-    ).all()
+    query = select(Suppression).where(~handled, Suppression.reason.notin_(_NUMBER_PROBLEMS))
+    if only is not None:
+        query = query.where(Suppression.address.in_(_addresses(session, only)))
+    rows = session.scalars(query).all()
     if not rows:
         return []
     latest = _latest_enrollments(session, rows)
@@ -259,6 +266,16 @@ def _opt_outs(session: Session) -> list[WorkItem]:
             )
         )
     return items
+
+
+def _addresses(session: Session, enrollment_ids: list[int]) -> set[str]:
+    """The phones and email addresses of these enrollments' patients."""
+    query = (
+        select(Patient.phone, Patient.email)
+        .join(Enrollment, Enrollment.patient_id == Patient.id)
+        .where(Enrollment.id.in_(enrollment_ids))
+    )
+    return {address for row in session.execute(query) for address in row if address}
 
 
 def _latest_enrollments(
@@ -310,7 +327,7 @@ def mark_handled(
             raise NotFoundError(f"id: no message {ref_id}")
         ids = [
             m.id
-            for m in _unhandled_failures(session, message.enrollment_id)
+            for m in _unhandled_failures(session, [message.enrollment_id])
             if m.channel == message.channel
         ]
         enrollment_id: int | None = message.enrollment_id
