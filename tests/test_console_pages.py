@@ -243,3 +243,12 @@ def test_the_timelines_page_shows_texts_per_language_and_the_lint(console, nurse
     assert "kyphoplasty" in page and "vertebroplasty" in page
     assert "Lint: no errors." in page
     assert "Responda STOP" in page or "STOP" in page
+
+
+def test_a_viewer_sees_no_action_forms(console, make_staff, ana, clock):
+    texts(console.app, clock, "Can I shower?")
+    make_staff("vic@clinic.example", role="viewer")
+    viewer = console.browser()
+    viewer.sign_in("vic@clinic.example")
+    assert "Mark handled" not in viewer.get("/").text
+    assert "Cancel reminders" not in viewer.get(f"/patients/{ana}").text

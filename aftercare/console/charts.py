@@ -61,8 +61,8 @@ def pain_chart(scores: Sequence[Score], tz: str) -> Markup:
     parts.append(
         f'<line class="urgent-line" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(PAIN_URGENT_AT):.1f}" '
         f'y2="{y(PAIN_URGENT_AT):.1f}" stroke-dasharray="4 4"/>'
-        f'<text class="axis" x="{WIDTH - RIGHT}" y="{y(PAIN_URGENT_AT) - 4:.1f}" '
-        f'text-anchor="end">urgent ({PAIN_URGENT_AT}+)</text>'
+        f'<text class="axis" x="{LEFT + 4}" y="{y(PAIN_URGENT_AT) - 4:.1f}" '
+        f'text-anchor="start">urgent ({PAIN_URGENT_AT}+)</text>'
     )
     path = " ".join(f"{x(p.at):.1f},{y(p.score):.1f}" for p in points)
     parts.append(f'<polyline class="pain-line" fill="none" points="{path}"/>')
@@ -73,9 +73,11 @@ def pain_chart(scores: Sequence[Score], tz: str) -> Markup:
             f'<circle class="pain-point{urgent}" cx="{x(p.at):.1f}" cy="{y(p.score):.1f}" r="5">'
             f"<title>{label}</title></circle>"
         )
-    for p in (points[0], points[-1]) if len(points) > 1 else (points[0],):
+    # The first and last dates under the axis, anchored inward so neither is cut off.
+    ends = [(points[0], "start"), (points[-1], "end")] if len(points) > 1 else []
+    for p, anchor in ends or [(points[0], "middle")]:
         parts.append(
-            f'<text class="axis" x="{x(p.at):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+            f'<text class="axis" x="{x(p.at):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
             f"{escape(p.at.astimezone(zone(tz)).strftime('%b %-d'))}</text>"
         )
     parts.append("</svg>")

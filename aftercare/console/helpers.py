@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask import g
+
+from aftercare.accounts.roles import may
 from aftercare.cli.views import mask_email, mask_phone
 from aftercare.console.context import aftercare_app
 from aftercare.console.timefmt import day_number, patient_local, relative
 from aftercare.planner import zone
-from aftercare.statuses import WorkItemKind
+from aftercare.statuses import StaffRole, WorkItemKind
 
 KIND_LABELS = {
     WorkItemKind.URGENT_REPLY: "Urgent reply",
@@ -39,9 +42,16 @@ def template_names() -> dict[str, Any]:
         "mask_phone": mask_phone,
         "mask_email": mask_email,
         "kind_label": kind_label,
+        # Viewers see no action forms (the actions would answer 403 anyway).
+        "may_act": _may_act(),
         "parse_iso": parse_iso,
         "zone": zone,
     }
+
+
+def _may_act() -> bool:
+    account = g.get("staff")
+    return account is not None and may(account.role, StaffRole.NURSE)
 
 
 def parse_iso(value: str) -> datetime:

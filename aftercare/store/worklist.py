@@ -133,7 +133,8 @@ def _replies(session: Session, only: list[int] | None) -> list[WorkItem]:
 
 def _reply_why(urgent_reason: str | None, kind: str, pain_score: int | None) -> str:
     if urgent_reason:
-        return urgent_reason
+        # A pain score's reason says it all ("pain 8/10, up from 4"); otherwise it is the sign.
+        return urgent_reason if kind == ReplyKind.PAIN else f"warning sign: {urgent_reason}"
     if kind == ReplyKind.PAIN:
         return f"pain score {pain_score}"
     return "a question for staff"
