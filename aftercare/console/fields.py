@@ -7,20 +7,18 @@ from datetime import datetime
 
 from aftercare.errors import InputError
 from aftercare.planner import zone
-
-NOTE_MAX = 500
+from aftercare.validation import parse_reason
 
 
 def note_from(form: Mapping[str, str], name: str = "note", required: bool = False) -> str | None:
-    """A note or reason: whitespace folded, at most 500 characters (as ``--reason``)."""
-    cleaned = " ".join((form.get(name) or "").split())
-    if not cleaned:
-        if required:
-            raise InputError(name, "is required")
+    """A note or reason, checked as ``--reason`` is; an empty optional one is None."""
+    raw = form.get(name) or ""
+    if not raw.strip() and not required:
         return None
-    if len(cleaned) > NOTE_MAX:
-        raise InputError(name, f"is longer than {NOTE_MAX} characters")
-    return cleaned
+    try:
+        return parse_reason(raw)
+    except ValueError as exc:
+        raise InputError(name, str(exc)) from None
 
 
 def local_instant(raw: str, tz: str) -> str:
