@@ -130,7 +130,7 @@ def test_pause_then_resume_from_the_patient_page(console, nurse, ana):
 
 def test_cancel_needs_a_reason(console, nurse, ana):
     nurse.post(f"/patients/{ana}/cancel", {"reason": "  "}, f"/patients/{ana}")
-    assert "Reason: is required" in nurse.get(f"/patients/{ana}").text
+    assert "Reason: is empty" in nurse.get(f"/patients/{ana}").text
     with console.app.sessions() as session:
         assert session.get(Enrollment, ana).status == "active"
 
