@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aftercare.errors import SettingsError
 from aftercare.smtpurl import parse_smtp_url
+from aftercare.validation import parse_timezone
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Settings:
     schedules_dir: Path | None = None
     clinic_name: str = "Spine Care Clinic"
     clinic_phone: str = "+1 555 010 0199"
+    # The zone the console's enroll form starts with; each patient still has their own.
+    clinic_timezone: str = "America/New_York"
     quiet_hours: QuietHours | None = field(
         default_factory=lambda: QuietHours(time(21, 0), time(8, 0))
     )
@@ -75,6 +78,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
         clinic_phone=env.get("AFTERCARE_CLINIC_PHONE", _non_empty) or defaults.clinic_phone,
+        clinic_timezone=env.get("AFTERCARE_CLINIC_TIMEZONE", parse_timezone)
+        or defaults.clinic_timezone,
         quiet_hours=env.get("AFTERCARE_QUIET_HOURS", parse_quiet_hours, defaults.quiet_hours),
         max_attempts=env.get("AFTERCARE_MAX_ATTEMPTS", _positive_int) or defaults.max_attempts,
         retry_backoff=env.get("AFTERCARE_RETRY_BACKOFF", _positive_float) or defaults.retry_backoff,

@@ -328,13 +328,17 @@ def _replay(session: Session, sid: str) -> Outcome | None:
 # --- staff ------------------------------------------------------------------------------------
 
 
-def mark_handled(session: Session, reply_id: int, actor: str, now: datetime) -> bool:
-    """Mark a reply as dealt with; False if it already was (nothing changes then)."""
+def mark_handled(
+    session: Session, reply_id: int, actor: str, now: datetime, note: str | None = None
+) -> bool:
+    """Mark a reply as dealt with, with staff's note (what they did) in the event; False if it
+    already was (nothing changes then)."""
     reply = session.get(Reply, reply_id, with_for_update=True)
     if reply is None:
         raise NotFoundError(f"id: no reply {reply_id}")
     if reply.handled_at is not None:
         return False
     reply.handled_at, reply.handled_by = now, actor
-    record(session, "reply_handled", actor, now, reply.enrollment_id, detail={"reply_id": reply_id})
+    detail = {"reply_id": reply_id}
+    record(session, "reply_handled", actor, now, reply.enrollment_id, reason=note, detail=detail)
     return True

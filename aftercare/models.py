@@ -264,3 +264,18 @@ class ConsoleSetting(Base):
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class HandledItem(Base):
+    """A delivery failure or an opt-out that staff dealt with: who, when, and their note.
+    (Replies carry their own handled mark.)"""
+
+    __tablename__ = "handled_item"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)  # message.id (failure) or suppression.id
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

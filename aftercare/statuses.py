@@ -44,3 +44,12 @@ class StaffRole(StrEnum):
     VIEWER = "viewer"  # reads
     NURSE = "nurse"  # also enrolls, imports, edits, pauses, resumes, cancels, handles replies
     ADMIN = "admin"  # also manages staff accounts
+
+
+class WorkItemKind(StrEnum):
+    """What a worklist item is about (urgent replies are listed first)."""
+
+    URGENT_REPLY = "urgent_reply"
+    REPLY = "reply"
+    FAILURE = "failure"
+    OPT_OUT = "opt_out"

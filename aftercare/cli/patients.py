@@ -24,7 +24,7 @@ from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store.enrollments import enroll_many
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
 FLAGS = {
@@ -340,11 +340,4 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
 
 
 def _reason(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    cleaned = " ".join(reason.split())
-    if not cleaned:
-        raise InputError("--reason", "is empty")
-    if len(cleaned) > 500:
-        raise InputError("--reason", "is longer than 500 characters")
-    return cleaned
+    return None if reason is None else parse_flag("--reason", parse_reason, reason)

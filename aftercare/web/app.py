@@ -14,7 +14,6 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from aftercare.app import App
-from aftercare.console import console_bp
 from aftercare.web import ops, twilio, unsubscribe
 from aftercare.web.http import MAX_BODY, plain
 
@@ -23,6 +22,10 @@ log = logging.getLogger("aftercare.web")
 
 def create_app(app: App) -> Flask:
     """The WSGI application; one per process, shared by the server's threads."""
+    # Imported here: the console's pages use the CLI's read functions, and the CLI imports
+    # this module (``aftercare serve``), so a module-level import would go round in a circle.
+    from aftercare.console import console_bp
+
     web = Flask("aftercare.web", static_folder=None)
     web.config.update(MAX_CONTENT_LENGTH=MAX_BODY, MAX_FORM_MEMORY_SIZE=MAX_BODY)
     web.url_map.strict_slashes = False
