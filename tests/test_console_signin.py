@@ -306,3 +306,21 @@ def test_an_unknown_staff_id_is_not_found(console, make_staff):
 
     assert answer.status_code == 404
     assert "There is nothing at this address." in answer.text
+
+
+def test_a_two_factor_code_signs_in_only_once(console, make_staff, clock):
+    account = make_staff(NINA)
+    secret = pyotp.random_base32()
+    totp.turn_on(console.app.sessions, account.id, secret, pyotp.TOTP(secret).at(clock.now()),
+                 None, clock.now())  # fmt: skip
+    clock.advance(timedelta(seconds=30))
+    code = pyotp.TOTP(secret).at(clock.now())
+    first, second = console.browser(), console.browser()
+    first.sign_in(NINA)
+    second.sign_in(NINA)
+
+    assert first.post("/login/code", {"code": code}).headers["Location"] == "/"
+    replayed = second.post("/login/code", {"code": code})
+
+    assert replayed.status_code == 401
+    assert "That code is wrong or has expired" in replayed.text
