@@ -13,6 +13,7 @@ from sqlalchemy import select
 from aftercare.accounts import service, totp
 from aftercare.models import Event, SignIn, Staff
 from tests.console import PASSWORD, csrf_token
+from tests.factories import enroll
 from tests.web_server import running
 
 NINA = "nina@clinic.example"
@@ -324,3 +325,18 @@ def test_a_two_factor_code_signs_in_only_once(console, make_staff, clock):
 
     assert replayed.status_code == 401
     assert "That code is wrong or has expired" in replayed.text
+
+
+def test_aftercare_audit_shows_who_looked_at_which_patient(console, make_staff, run):
+    enrollment_id = enroll(console.app)
+    viewer = make_staff(NINA, role="viewer")
+    browser = console.browser()
+    browser.sign_in(NINA)
+    assert browser.get(f"/patients/{enrollment_id}").status_code == 200
+
+    table = run("audit", "--since", "1d", "--enrollment", str(enrollment_id)).stdout
+
+    [looked] = [line for line in table.splitlines() if " viewed " in line]
+    assert viewer.actor in looked
+    assert f"  {enrollment_id}  " in looked
+    assert "page:patient" in looked
