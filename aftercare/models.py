@@ -248,6 +248,8 @@ class Staff(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     # A base32 TOTP secret once two-factor sign-in is set up; None before.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The time step of the last code accepted: each code signs in once (RFC 6238, 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Failed sign-ins since the last successful one: past a few, sign-in is slowed down.
     failed_signins: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,14 +3,18 @@ two-factor codes and the security headers. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pyotp
+import requests
 from sqlalchemy import select
 
 from aftercare.accounts import service, totp
 from aftercare.models import Event, SignIn, Staff
 from tests.console import PASSWORD, csrf_token
+from tests.factories import enroll
+from tests.web_server import running
 
 NINA = "nina@clinic.example"
 
@@ -249,3 +253,90 @@ def test_when_an_admin_requires_two_factor_an_account_without_it_sets_it_up(
 
 def test_the_csrf_token_helper_finds_the_token(console):
     assert csrf_token(console.browser().get("/login").text)
+
+
+def test_a_nurse_turns_on_two_factor_from_her_account_page(console, make_staff, clock):
+    make_staff(NINA)
+    browser = console.browser()
+    browser.sign_in(NINA)
+    page = browser.get("/account").text
+    assert "Two-factor sign-in" in page
+    secret = page.split('<code class="secret">')[1].split("<")[0]
+
+    code = pyotp.TOTP(secret).at(clock.now())
+    answer = browser.post("/account/two-factor/on", {"code": code}, from_page="/account")
+
+    assert answer.headers["Location"] == "/account"
+    assert "Two-factor sign-in is on" in browser.get("/account").text
+    assert console.browser().sign_in(NINA).headers["Location"] == "/login/code"
+
+
+def test_console_sign_ins_and_refusals_are_in_aftercare_audit(console, make_staff, run):
+    viewer = make_staff(NINA, role="viewer")
+    browser = console.browser()
+    browser.sign_in(NINA)
+    browser.get("/staff")
+
+    exported = run("audit", "--since", "1d", "--json").stdout
+
+    kinds = [(e["kind"], e["actor"]) for e in json.loads(exported)]
+    assert kinds == [
+        ("staff_added", "test"),
+        ("signed_in", viewer.actor),
+        ("forbidden", viewer.actor),
+    ]
+    assert viewer.actor == f"staff:{NINA}#{viewer.id}"
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https(app):
+    app.settings = app.settings.with_overrides(
+        public_url="https://care.example.org", secret_key="console-test-secret-0123456789"
+    )
+    with running(app) as web:
+        answer = requests.get(web.url + "/login", timeout=10)
+
+    assert "; Secure" in answer.headers["Set-Cookie"]
+
+
+def test_an_unknown_staff_id_is_not_found(console, make_staff):
+    make_staff(NINA, role="admin")
+    browser = console.browser()
+    browser.sign_in(NINA)
+
+    answer = browser.get("/staff/999/password")
+
+    assert answer.status_code == 404
+    assert "There is nothing at this address." in answer.text
+
+
+def test_a_two_factor_code_signs_in_only_once(console, make_staff, clock):
+    account = make_staff(NINA)
+    secret = pyotp.random_base32()
+    totp.turn_on(console.app.sessions, account.id, secret, pyotp.TOTP(secret).at(clock.now()),
+                 None, clock.now())  # fmt: skip
+    clock.advance(timedelta(seconds=30))
+    code = pyotp.TOTP(secret).at(clock.now())
+    first, second = console.browser(), console.browser()
+    first.sign_in(NINA)
+    second.sign_in(NINA)
+
+    assert first.post("/login/code", {"code": code}).headers["Location"] == "/"
+    replayed = second.post("/login/code", {"code": code})
+
+    assert replayed.status_code == 401
+    assert "That code is wrong or has expired" in replayed.text
+
+
+def test_aftercare_audit_shows_who_looked_at_which_patient(console, make_staff, run):
+    enrollment_id = enroll(console.app)
+    viewer = make_staff(NINA, role="viewer")
+    browser = console.browser()
+    browser.sign_in(NINA)
+    assert browser.get(f"/patients/{enrollment_id}").status_code == 200
+
+    table = run("audit", "--since", "1d", "--enrollment", str(enrollment_id)).stdout
+
+    [looked] = [line for line in table.splitlines() if " viewed " in line]
+    assert viewer.actor in looked
+    assert f"  {enrollment_id}  " in looked
+    assert "page:patient" in looked

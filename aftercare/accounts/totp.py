@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.service import actor_of
-from aftercare.accounts.signin import REQUIRE_TWO_FACTOR, code_matches
+from aftercare.accounts.signin import REQUIRE_TWO_FACTOR, matching_step
 from aftercare.db import transaction
 from aftercare.errors import NotFoundError
 from aftercare.store import staff as store
@@ -39,13 +39,14 @@ def turn_on(
     now: datetime,
 ) -> bool:
     """Keeps ``secret`` for the account once a code from the app proves it was scanned."""
-    if not code_matches(secret, code, now):
+    step = matching_step(secret, code, now)
+    if step is None:
         return False
     with transaction(sessions) as session:
         staff = store.staff_by_id(session, staff_id)
         if staff is None:
             raise NotFoundError(f"id: no staff account {staff_id}")
-        store.set_totp_secret(session, staff, secret)
+        store.set_totp_secret(session, staff, secret, step)
         who = actor or actor_of(staff.id, staff.email)
         record(session, AccountEvent.TWO_FACTOR_ON, who, now, detail={"staff_id": staff.id})
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from aftercare.console import (
+    account_pages,
     enroll,
     guard,
     helpers,
@@ -22,6 +23,7 @@ from aftercare.console import (
     timelines,
     worklist,
 )
+from aftercare.errors import NotFoundError
 
 console_bp = Blueprint(
     "console",
@@ -39,6 +41,7 @@ console_bp.context_processor(setup.template_globals)
 console_bp.context_processor(helpers.template_names)
 for code in (400, 403, 404, 405, 413):
     console_bp.register_error_handler(code, guard.error_page)
+console_bp.register_error_handler(NotFoundError, guard.not_found)
 
 _GET_POST = ["GET", "POST"]
 console_bp.add_url_rule("/login", view_func=signin_pages.login, methods=_GET_POST)
@@ -65,6 +68,19 @@ console_bp.add_url_rule("/import", view_func=imports.import_csv)
 console_bp.add_url_rule("/import", view_func=imports.import_upload, methods=["POST"])
 console_bp.add_url_rule("/import/confirm", view_func=imports.import_confirm, methods=["POST"])
 console_bp.add_url_rule("/timelines", view_func=timelines.timelines)
+console_bp.add_url_rule("/account", view_func=account_pages.account)
+console_bp.add_url_rule(
+    "/account/two-factor/on",
+    "account_two_factor_on",
+    view_func=account_pages.two_factor_on,
+    methods=["POST"],
+)
+console_bp.add_url_rule(
+    "/account/two-factor/off",
+    "account_two_factor_off",
+    view_func=account_pages.two_factor_off,
+    methods=["POST"],
+)
 console_bp.add_url_rule("/staff", view_func=staff_pages.staff_list)
 console_bp.add_url_rule("/staff", view_func=staff_pages.staff_add, methods=["POST"])
 console_bp.add_url_rule(

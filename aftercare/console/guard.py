@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
@@ -18,6 +18,7 @@ from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.roles import may
 from aftercare.console.audit import audit_action
 from aftercare.console.context import aftercare_app, signed_in
+from aftercare.errors import NotFoundError
 from aftercare.statuses import StaffRole
 
 PUBLIC = {"console.login", "console.login_code", "console.login_setup", "console.static"}
@@ -138,6 +139,11 @@ def error_page(error: HTTPException) -> tuple[str, int]:
     return render_template(
         "console/error.html", code=code, error=error, needed=g.get("needed_role")
     ), code
+
+
+def not_found(error: NotFoundError) -> tuple[str, int]:
+    """An id in the URL that names nothing (a staff account, a patient): the 404 page."""
+    return error_page(NotFound())
 
 
 def safe_next(raw: str | None) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pyotp
-import segno
 from flask import flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from aftercare.accounts import signin, totp
+from aftercare.console.account_pages import SETUP_KEY, qr_data_uri
 from aftercare.console.context import aftercare_app
 from aftercare.console.forms import CodeForm, SignInForm
 from aftercare.console.guard import safe_next
@@ -70,7 +70,7 @@ def login_setup() -> Page:
     if staff_id is None:
         return redirect(url_for("console.login"))
     app = aftercare_app()
-    secret = session.setdefault("new_totp_secret", pyotp.random_base32())
+    secret = session.setdefault(SETUP_KEY, pyotp.random_base32())
     form = CodeForm()
     if form.validate_on_submit():
         now = app.clock.now()
@@ -82,7 +82,7 @@ def login_setup() -> Page:
         "console/login_setup.html",
         form=form,
         secret=secret,
-        qr=_qr(totp.provisioning_uri(secret, email, app.settings.clinic_name)),
+        qr=qr_data_uri(totp.provisioning_uri(secret, email, app.settings.clinic_name)),
     ), 400 if form.errors else 200
 
 
@@ -114,7 +114,3 @@ def _pending() -> int | None:
         flash("That took too long; sign in again.", "warning")
         return None
     return int(pending["staff_id"])
-
-
-def _qr(uri: str) -> str:
-    return str(segno.make(uri, error="m").svg_data_uri(scale=5, border=2))

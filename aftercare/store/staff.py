@@ -56,8 +56,15 @@ def set_role(session: Session, staff: Staff, role: str) -> None:
     staff.role = role
 
 
-def set_totp_secret(session: Session, staff: Staff, secret: str | None) -> None:
+def set_totp_secret(
+    session: Session, staff: Staff, secret: str | None, step: int | None = None
+) -> None:
     staff.totp_secret = secret
+    staff.totp_last_step = step
+
+
+def set_totp_step(session: Session, staff: Staff, step: int) -> None:
+    staff.totp_last_step = step
 
 
 def record_failed_signin(session: Session, staff: Staff, now: datetime) -> None:

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("totp_secret", sa.String(length=64), nullable=True),
+        sa.Column("totp_last_step", sa.Integer(), nullable=True),
         _at("disabled_at", nullable=True),
         sa.Column("failed_signins", sa.Integer(), nullable=False),
         _at("last_failed_signin_at", nullable=True),
