@@ -38,6 +38,70 @@ class ReplyKind(StrEnum):
     QUESTION = "question"  # anything else: for staff
 
 
+class EventKind(StrEnum):
+    """What an event of the audit log records."""
+
+    # An enrollment's life, by staff
+    ENROLLED = "enrolled"
+    PLANNED = "planned"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    RESCHEDULED = "rescheduled"
+    PURGED = "purged"
+    # A message's life, by dispatchers and the provider
+    CLAIMED = "claimed"
+    RECONCILING = "reconciling"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RETRY = "retry"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    # Patients' replies and what came of them
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+    REPLIED = "replied"
+    PAIN_SCORE = "pain_score"
+    REPLY_HANDLED = "reply_handled"
+    STAFF_NOTIFIED = "staff_notified"
+    STAFF_EMAIL_FAILED = "staff_email_failed"
+    # Staff accounts and the console (aftercare.accounts)
+    STAFF_ADDED = "staff_added"
+    STAFF_DISABLED = "staff_disabled"
+    STAFF_ENABLED = "staff_enabled"
+    ROLE_CHANGED = "role_changed"
+    PASSWORD_RESET = "password_reset"
+    TWO_FACTOR_ON = "two_factor_on"
+    TWO_FACTOR_OFF = "two_factor_off"
+    TWO_FACTOR_REQUIRED = "two_factor_required"
+    SIGNED_IN = "signed_in"
+    SIGNIN_FAILED = "signin_failed"
+    SIGNED_OUT = "signed_out"
+    FORBIDDEN = "forbidden"  # a signed-in account tried what its role may not do
+    VIEWED = "viewed"  # a patient's record (or a list of them) was looked at
+    # The console's worklist and roster
+    ITEM_HANDLED = "item_handled"  # a delivery failure or an opt-out dealt with
+    ROSTER_EXPORTED = "roster_exported"
+
+
+class Answer(StrEnum):
+    """The automatic answer a reply got, by name (its text is in aftercare.inbox)."""
+
+    STOPPED = "stopped"
+    STARTED = "started"
+    HELP = "help"
+    NOT_MONITORED = "not_monitored"
+
+
+class ChannelName(StrEnum):
+    """The ways a message reaches a patient."""
+
+    SMS = "sms"
+    EMAIL = "email"
+
+
 class StaffRole(StrEnum):
     """What a console account may do; each role may also do everything of the roles before it."""
 

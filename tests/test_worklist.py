@@ -21,7 +21,7 @@ from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Event, Reply
 from aftercare.statuses import WorkItemKind
-from aftercare.store import worklist
+from aftercare.store import replies, worklist
 from aftercare.store.roster import RosterFilter, roster_all, roster_page
 
 ANA, BO, CY = "+12025550143", "+12025550144", "+12025550145"
@@ -133,7 +133,7 @@ def test_a_reply_handled_with_a_note_records_who_when_and_the_note(app, patients
     texts("My legs are numb")
     (reply_item,) = [i for i in items(app) if i.kind == WorkItemKind.URGENT_REPLY]
     with transaction(app.sessions) as session:
-        inbox.mark_handled(
+        replies.mark_handled(
             session, reply_item.ref_id, "staff:2:rn@x.org", clock.now(), "sent to ER"
         )
     with app.sessions() as session:

@@ -16,11 +16,11 @@ from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.roles import parse_role
 from aftercare.db import transaction
 from aftercare.errors import InputError, NotFoundError
-from aftercare.lifecycle import record
 from aftercare.models import Staff
 from aftercare.statuses import StaffRole
 from aftercare.store import signins as signin_store
 from aftercare.store import staff as store
+from aftercare.store.events import record
 from aftercare.validation import parse_email
 
 MAX_NAME = 100

@@ -21,10 +21,10 @@ from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.service import StaffAccount, actor_of, parse_staff_email
 from aftercare.db import transaction
 from aftercare.errors import InputError
-from aftercare.lifecycle import record
 from aftercare.models import Staff
 from aftercare.store import signins as store
 from aftercare.store import staff as staff_store
+from aftercare.store.events import record
 
 WRONG = "Email or password is wrong."
 WRONG_CODE = "That code is wrong or has expired; enter the one your app shows now."

@@ -13,8 +13,8 @@ from aftercare.accounts.service import actor_of
 from aftercare.accounts.signin import REQUIRE_TWO_FACTOR, matching_step
 from aftercare.db import transaction
 from aftercare.errors import NotFoundError
-from aftercare.lifecycle import record
 from aftercare.store import staff as store
+from aftercare.store.events import record
 
 
 def provisioning_uri(secret: str, email: str, issuer: str) -> str:

@@ -13,20 +13,19 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.channels.registry import console_channels
+from aftercare.cli import demo_console
 from aftercare.cli.group import pass_app
 from aftercare.clock import ManualClock
 from aftercare.daemon import next_due
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import parse_request
-from aftercare.models import Enrollment, Message, Patient
 from aftercare.planner import local_to_utc, zone
 from aftercare.statuses import MessageStatus
+from aftercare.store import lifecycle, reports
 from aftercare.store.enrollments import enroll_many
 
 
@@ -82,11 +81,21 @@ PAUSE = (2, timedelta(days=1), timedelta(days=4))
     type=click.Path(path_type=Path, dir_okay=False),
     help="Keep the demo database at this path instead of a temporary one.",
 )
+@click.option(
+    "--serve",
+    "serve_console",
+    is_flag=True,
+    help="Instead: sample patients with replies waiting, and the staff console to open them in.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @pass_app
-def demo(app: App, keep: Path | None) -> None:
+def demo(app: App, keep: Path | None, serve_console: bool, port: int) -> None:
     """Replay sample patients' six-week timelines on a simulated clock (console channel)."""
     with tempfile.TemporaryDirectory(prefix="aftercare-demo-") as folder:
         path = keep or Path(folder) / "demo.db"
+        if serve_console:
+            demo_console.serve(app, path, port)
+            return
         clock = ManualClock(app.clock.now())
         settings = app.settings.with_overrides(database_url=f"sqlite:///{path}")
         demo_app = App(settings, clock, "staff:demo")
@@ -159,20 +168,15 @@ def _fields(sample: SamplePatient, now: datetime) -> dict[str, str | None]:
 
 
 def _names_by_message(app: App) -> dict[int, str]:
-    query = (
-        select(Message.id, Patient.first_name)
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-    )
     with app.sessions() as session:
-        return dict(session.execute(query).all())
+        return reports.first_names_by_message(session)
 
 
 def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> None:
     """Pause or resume one enrollment as staff would, and say so in the replay."""
     reason = "readmitted" if action == "pause" else "back home"
     with transaction(app.sessions) as session:
-        patient = session.get_one(Enrollment, enrollment_id).patient
+        patient = lifecycle.get_enrollment(session, enrollment_id).patient
         change = lifecycle.pause if action == "pause" else lifecycle.resume
         count = change(session, enrollment_id, reason, app.actor, clock.now())
     local = clock.now().astimezone(zone(patient.timezone))
@@ -185,23 +189,11 @@ def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> Non
 
 def _summary(app: App, tally: Counter[str]) -> None:
     with app.sessions() as session:
-        statuses = Counter(
-            dict(
-                session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
-            )
-        )
-        deferred = (
-            session.scalar(
-                select(func.count()).where(
-                    Message.status == MessageStatus.SENT, Message.due_at != Message.planned_at
-                )
-            )
-            or 0
-        )
+        statuses = reports.status_totals(session)
+        deferred = reports.sent_out_of_quiet_hours(session)
     click.secho("\nSummary", bold=True)
-    click.echo(
-        f"  sent: {statuses.get('sent', 0)} (of which {deferred} deferred out of quiet hours)"
-    )
-    click.echo(f"  expired: {statuses.get('expired', 0)} (fell due while paused; never sent late)")
+    sent, expired = statuses.get(MessageStatus.SENT, 0), statuses.get(MessageStatus.EXPIRED, 0)
+    click.echo(f"  sent: {sent} (of which {deferred} deferred out of quiet hours)")
+    click.echo(f"  expired: {expired} (fell due while paused; never sent late)")
     for status in sorted(set(statuses) - {"sent", "expired"}):
         click.echo(f"  {status}: {statuses[status]}")

@@ -13,7 +13,8 @@ from flask import request
 from aftercare.accounts.kinds import AccountEvent
 from aftercare.console.context import actor, aftercare_app
 from aftercare.db import transaction
-from aftercare.lifecycle import record
+from aftercare.statuses import EventKind
+from aftercare.store.events import record
 
 
 def audit_view(page: str, enrollment_id: int | None = None, **detail: Any) -> None:
@@ -23,7 +24,7 @@ def audit_view(page: str, enrollment_id: int | None = None, **detail: Any) -> No
 
 
 def audit_action(
-    kind: str,
+    kind: EventKind,
     enrollment_id: int | None = None,
     message_id: int | None = None,
     reason: str | None = None,

@@ -10,7 +10,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from aftercare import lifecycle
 from aftercare.cli import views
 from aftercare.console.audit import audit_view
 from aftercare.console.charts import Score, pain_chart
@@ -20,9 +19,9 @@ from aftercare.console.guard import requires
 from aftercare.console.helpers import now, parse_iso
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError, NotFoundError
-from aftercare.models import Message
-from aftercare.render import Recipient, render_message
+from aftercare.render import render_message
 from aftercare.statuses import StaffRole
+from aftercare.store import lifecycle, messages
 from aftercare.validation import check_discharge_time, parse_instant
 
 
@@ -67,22 +66,17 @@ def _rendered(enrollment_id: int, message_id: int) -> dict[str, str | None] | No
     """The words of one message as the patient gets them (rendered now: the timeline as it is)."""
     app = aftercare_app()
     with app.sessions() as session:
-        message = session.get(Message, message_id)
-        if message is None or message.enrollment_id != enrollment_id:
-            return None
-        enrollment = message.enrollment
-        patient = enrollment.patient
-        try:
-            timeline = app.catalog.get(enrollment.procedure)
-            step = timeline.step_by_id[message.step]
-        except KeyError:
-            return {"subject": None, "text": "(this step is no longer in the timeline)"}
-        recipient = Recipient(
-            patient.first_name, patient.timezone, patient.language, enrollment.discharged_at
-        )
-        rendered = render_message(
-            timeline, step, message.channel, recipient, app.clinic, message.due_at
-        )
+        found = messages.to_render(session, enrollment_id, message_id)
+    if found is None:
+        return None
+    try:
+        timeline = app.catalog.get(found.procedure)
+        step = timeline.step_by_id[found.step]
+    except KeyError:
+        return {"subject": None, "text": "(this step is no longer in the timeline)"}
+    rendered = render_message(
+        timeline, step, found.channel, found.recipient, app.clinic, found.due_at
+    )
     return {"subject": rendered.subject, "text": rendered.text}
 
 

@@ -19,7 +19,7 @@ from aftercare.console.audit import audit_action
 from aftercare.console.context import aftercare_app
 from aftercare.console.helpers import now
 from aftercare.console.timefmt import day_number, patient_local
-from aftercare.statuses import EnrollmentStatus
+from aftercare.statuses import EnrollmentStatus, EventKind
 from aftercare.store import roster
 from aftercare.store.roster import RosterFilter, RosterRow
 
@@ -69,7 +69,7 @@ def patients() -> str:
 
 def patients_csv() -> Response:
     wanted = _wanted()
-    audit_action("roster_exported", filtered=wanted != RosterFilter())
+    audit_action(EventKind.ROSTER_EXPORTED, filtered=wanted != RosterFilter())
     at = now()
 
     def lines() -> Iterator[str]:

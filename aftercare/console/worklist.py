@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from aftercare import inbox
 from aftercare.console.context import actor, aftercare_app
 from aftercare.console.fields import note_from
 from aftercare.console.guard import requires
 from aftercare.console.helpers import now
 from aftercare.db import transaction
 from aftercare.statuses import StaffRole, WorkItemKind
+from aftercare.store import replies
 from aftercare.store import worklist as items_store
 
 # Enough for a shift; the page says when there are more.
@@ -42,7 +42,7 @@ def mark_handled(kind: str, ref_id: int) -> Response:
     note = note_from(request.form)
     with transaction(aftercare_app().sessions) as session:
         if item_kind in (WorkItemKind.URGENT_REPLY, WorkItemKind.REPLY):
-            changed = inbox.mark_handled(session, ref_id, actor(), now(), note)
+            changed = replies.mark_handled(session, ref_id, actor(), now(), note)
         else:
             changed = items_store.mark_handled(session, item_kind, ref_id, actor(), now(), note)
     flash("Marked handled." if changed else "Someone had already handled it.", "ok")

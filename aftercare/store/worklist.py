@@ -3,7 +3,7 @@
 Four sources, each already recorded elsewhere: replies that need staff (questions, and urgent
 replies of any kind), delivery failures that staff can fix (a wrong or landline number, a bounced
 address, a text the carrier could not deliver), and opt-outs. Replies keep their handled mark on
-the reply itself (``inbox.mark_handled``, which ``aftercare inbox done`` uses too); failures and
+the reply itself (``replies.mark_handled``, which ``aftercare inbox done`` uses too); failures and
 opt-outs get a ``handled_item`` row. Every mark also writes an event with the actor and the note.
 """
 
@@ -17,9 +17,15 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from aftercare.errors import AftercareError, NotFoundError
-from aftercare.lifecycle import record
 from aftercare.models import Enrollment, HandledItem, Message, Patient, Reply, Suppression
-from aftercare.statuses import EnrollmentStatus, MessageStatus, ReplyKind, WorkItemKind
+from aftercare.statuses import (
+    EnrollmentStatus,
+    EventKind,
+    MessageStatus,
+    ReplyKind,
+    WorkItemKind,
+)
+from aftercare.store.events import record
 from aftercare.store.receipts import SUPPRESSING_CODES
 
 # Failures staff can act on (correct the number or address, call the patient), by error code.
@@ -320,7 +326,7 @@ def mark_handled(
     note: str | None = None,
 ) -> bool:
     """Close one failure or opt-out item; False if it was closed already. Replies go through
-    ``inbox.mark_handled``. A failure item closes every open failure of that enrollment on that
+    ``replies.mark_handled``. A failure item closes every open failure of that enrollment on that
     channel (they are one item on the worklist)."""
     if kind == WorkItemKind.FAILURE:
         message = session.get(Message, ref_id)
@@ -346,12 +352,12 @@ def mark_handled(
             (suppression.channel, suppression.address), (None, "", "")
         )[0]
     else:
-        raise AftercareError(f"kind: {kind} items are replies (inbox.mark_handled)")
+        raise AftercareError(f"kind: {kind} items are replies (replies.mark_handled)")
     if not ids:
         return False
     session.add_all(
         HandledItem(kind=kind, ref_id=i, handled_at=now, handled_by=actor, note=note) for i in ids
     )
     detail = {"item": kind.value, "ids": ids}
-    record(session, "item_handled", actor, now, enrollment_id, reason=note, detail=detail)
+    record(session, EventKind.ITEM_HANDLED, actor, now, enrollment_id, reason=note, detail=detail)
     return True
