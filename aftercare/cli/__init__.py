@@ -21,6 +21,7 @@ from aftercare.cli import (
     run,
     schedules,
     serve,
+    staff,
     stats,
 )
 from aftercare.cli.group import cli, fail
@@ -49,6 +50,7 @@ for command in (
     schedules.schedules_group,
     schedules.preview,
     serve.serve,
+    staff.staff_group,
     stats.stats_command,
 ):
     cli.add_command(command)

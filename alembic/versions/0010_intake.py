@@ -1,7 +1,7 @@
 """intake: hl7 messages, fhir encounters and write-back, api keys
 
 Revision ID: 0010
-Revises: 0005 (the lead re-chains it at integration)
+Revises: 0008 (the lead re-chains it at integration)
 Create Date: 2026-12-02 15:07:11.836459
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = "0010"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
