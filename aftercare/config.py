@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +54,10 @@ class Settings:
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
+    # Urgent alerts nobody acknowledged go to on-call after this, and again every period.
+    escalate_after: timedelta = timedelta(minutes=30)
+    oncall_phone: str | None = None
+    oncall_email: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied; ``None`` means "flag not given"."""
@@ -84,6 +88,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
+        escalate_after=env.get("AFTERCARE_ESCALATE_AFTER", _duration) or defaults.escalate_after,
+        oncall_phone=env.get("AFTERCARE_ONCALL_PHONE", _e164),
+        oncall_email=env.get("AFTERCARE_ONCALL_EMAIL", _email),
     )
 
 
@@ -186,6 +193,12 @@ def _e164(raw: str) -> str:
     from aftercare.validation import parse_phone
 
     return parse_phone(raw)
+
+
+def _duration(raw: str) -> timedelta:
+    from aftercare.schedules.timeexpr import parse_duration
+
+    return parse_duration(raw)
 
 
 def _email(raw: str) -> str:

@@ -62,7 +62,7 @@ def receive(app: App, form: Mapping[str, str]) -> str | None:
         return None
     try:
         with transaction(app.sessions) as session:
-            outcome = replies.store(session, inbound, app.clock.now())
+            outcome = replies.store(session, inbound, app.clock.now(), app.settings.escalate_after)
     except IntegrityError:  # a concurrent delivery of the same MessageSid committed first
         outcome = None
     if outcome is None:

@@ -7,6 +7,7 @@ module of this package holds one command or one group of commands.
 from __future__ import annotations
 
 from aftercare.cli import (
+    alerts,
     audit,
     db,
     demo,
@@ -25,6 +26,7 @@ from aftercare.errors import AftercareError
 __all__ = ["cli", "main"]
 
 for command in (
+    alerts.alerts_group,
     audit.audit,
     db.db_group,
     demo.demo,

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, aliased
 from aftercare.errors import NotFoundError
 from aftercare.models import Enrollment, Message, Patient, Reply
 from aftercare.replies import Classification, classify, pain_urgency
-from aftercare.statuses import Answer, ChannelName, EventKind, MessageStatus, ReplyKind
+from aftercare.statuses import AlertKind, Answer, ChannelName, EventKind, MessageStatus, ReplyKind
+from aftercare.store import alerts
 from aftercare.store.events import record
 from aftercare.store.suppressions import is_suppressed, lift, suppress_address
 
@@ -49,8 +50,11 @@ class _Sender:
     language: str
 
 
-def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | None:
-    """The new reply's outcome, or None if this MessageSid is already stored."""
+def store(
+    session: Session, inbound: Inbound, now: datetime, escalate_after: timedelta | None = None
+) -> ReplyOutcome | None:
+    """The new reply's outcome, or None if this MessageSid is already stored. A reply staff
+    must see opens its alert (urgent ones due for escalation ``escalate_after`` from now)."""
     if session.scalar(select(Reply.id).where(Reply.provider_id == inbound.sid)) is not None:
         return None
     sender = _sender(session, inbound.number)
@@ -70,6 +74,9 @@ def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | N
         "language": found.language,  # guessed from the words; answers use the patient's
     }
     record(session, EventKind.REPLIED, "patient", now, reply.enrollment_id, detail=detail)
+    worklist_item = _alert(reply)
+    if worklist_item is not None:
+        alerts.open_alert(session, worklist_item, "patient", now, escalate_after)
     return ReplyOutcome(reply.id, reply.kind, reply.urgent, reply.answer, language)
 
 
@@ -178,6 +185,32 @@ def _apply(session: Session, reply: Reply, found: Classification, now: datetime)
             reason=reply.urgent_reason,
             detail=detail,
         )
+
+
+def _alert(reply: Reply) -> alerts.NewAlert | None:
+    """The worklist item a reply opens, if any: STOP (the clinic may want to call), an urgent
+    or rising pain score, another urgent reply, a question. START, HELP and routine scores
+    need nobody."""
+    reason: str | None
+    if reply.kind == ReplyKind.STOP:
+        kind, reason = AlertKind.OPT_OUT, "stopped the texts"
+    elif reply.kind == ReplyKind.PAIN and reply.urgent:
+        kind, reason = AlertKind.PAIN_RISING, reply.urgent_reason
+    elif reply.urgent:
+        kind, reason = AlertKind.URGENT_REPLY, reply.urgent_reason
+    elif reply.kind == ReplyKind.QUESTION:
+        kind, reason = AlertKind.REPLY, None
+    else:
+        return None
+    return alerts.NewAlert(
+        kind,
+        f"reply:{reply.id}",
+        reason,
+        reply.patient_id,
+        reply.enrollment_id,
+        reply.in_reply_to,
+        reply.id,
+    )
 
 
 def _choose_answer(session: Session, reply: Reply, now: datetime) -> Answer | None:
