@@ -26,6 +26,7 @@ from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, first_line
 from aftercare.errors import AftercareError
 from aftercare.escalation import escalate_due
+from aftercare.silence import notice_silence
 from aftercare.store import claims, workers
 
 log = logging.getLogger("aftercare.daemon")
@@ -135,8 +136,8 @@ class Daemon:
 
 
 def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Counter[str]:
-    """Reconcile stale claims, send everything due, then escalate urgent alerts nobody
-    acknowledged. When this is the only dispatcher
+    """Reconcile stale claims, send everything due, escalate urgent alerts nobody
+    acknowledged, and notice check-ins left unanswered. When this is the only dispatcher
     (SQLite, see :func:`sqlite_dispatch_lock`) any claim made before this process started is
     stale; otherwise a claim is stale when its lease has run out."""
     tally: Counter[str] = Counter()
@@ -151,6 +152,9 @@ def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Coun
         dispatcher.settings,
         dispatcher.clock,
         dispatcher.worker,
+    )
+    tally["no_answer"] += notice_silence(
+        dispatcher.sessions, dispatcher.catalog, dispatcher.clock, dispatcher.worker
     )
     heartbeat(dispatcher, started_at)
     return tally

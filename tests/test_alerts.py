@@ -10,7 +10,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -297,3 +297,42 @@ def test_the_escalation_period_is_a_duration_and_a_bad_one_is_named():
         minutes=15
     )
     assert load_settings({}).escalate_after == timedelta(minutes=30)
+
+
+# --- silence -------------------------------------------------------------------------------------
+
+CHECK_IN_SENT = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)  # day 3, 10:00 in Chicago
+
+
+def test_an_unanswered_check_in_opens_exactly_one_no_answer_alert_after_its_grace(
+    on_call_app, fake_twilio, clock
+):
+    run = CliRun(on_call_app)
+    enroll(on_call_app)
+    clock.set(CHECK_IN_SENT)
+    daemon_pass(on_call_app)
+    assert any("Reply 0-10" in m.body for m in fake_twilio.messages if m.to == ANA["phone"])
+    clock.advance(timedelta(hours=23, minutes=59))
+    daemon_pass(on_call_app)
+    assert alerts_json(run) == []
+    clock.advance(timedelta(minutes=1))
+    daemon_pass(on_call_app)
+    daemon_pass(on_call_app, "daemon-2")
+    (row,) = alerts_json(run)
+    assert (row["kind"], row["reason"], row["urgent"]) == (
+        "no_answer",
+        "no pain score within 1d",
+        False,
+    )
+
+
+def test_a_check_in_answered_with_a_score_opens_no_alert(on_call_app, clock):
+    run = CliRun(on_call_app)
+    enroll(on_call_app)
+    clock.set(CHECK_IN_SENT)
+    daemon_pass(on_call_app)
+    clock.advance(timedelta(hours=3))
+    texts(on_call_app, "4")
+    clock.advance(timedelta(days=2))
+    daemon_pass(on_call_app)
+    assert alerts_json(run) == []

@@ -13,13 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aftercare.errors import InputError, NotFoundError
-from aftercare.models import Alert, AlertEscalation, Enrollment, Message, Patient
-from aftercare.statuses import URGENT_ALERT_KINDS, AlertKind, AlertState, EventKind
+from aftercare.models import Alert, AlertEscalation, Enrollment, Message, Patient, Reply
+from aftercare.statuses import (
+    URGENT_ALERT_KINDS,
+    AlertKind,
+    AlertState,
+    ChannelName,
+    EnrollmentStatus,
+    EventKind,
+    MessageStatus,
+    ReplyKind,
+)
 from aftercare.store.events import EventRow, of_kinds, record
 
 NOTE_MAX = 2000  # characters of a staff note
@@ -337,3 +346,56 @@ def record_escalation(
 def escalation_steps(session: Session, alert_id: int) -> list[AlertEscalation]:
     query = select(AlertEscalation).where(AlertEscalation.alert_id == alert_id)
     return list(session.scalars(query.order_by(AlertEscalation.step)))
+
+
+# --- silence -----------------------------------------------------------------------------------
+
+# How far back a pass looks for unanswered check-ins: a daemon stopped for up to this long still
+# notices the silences of that time, and older check-ins are not scanned on every pass.
+NO_ANSWER_LOOKBACK = timedelta(days=7)
+
+
+def open_no_answers(
+    session: Session,
+    procedure: str,
+    step: str,
+    within: timedelta,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Open a "no answer" alert for each text of ``step`` sent more than ``within`` ago that no
+    pain score has answered since; returns how many were opened (each text at most once)."""
+    answered = exists().where(
+        Reply.enrollment_id == Message.enrollment_id,
+        Reply.kind == ReplyKind.PAIN,
+        Reply.received_at >= Message.sent_at,
+    )
+    alerted = exists().where(Alert.message_id == Message.id, Alert.kind == AlertKind.NO_ANSWER)
+    silent = session.execute(
+        select(Message.id, Message.enrollment_id, Enrollment.patient_id)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .where(
+            Enrollment.procedure == procedure,
+            Enrollment.status != EnrollmentStatus.CANCELLED,
+            Message.step == step,
+            Message.channel == ChannelName.SMS,
+            Message.status.in_([MessageStatus.SENT, MessageStatus.DELIVERED]),
+            Message.sent_at <= now - within,
+            Message.sent_at > now - within - NO_ANSWER_LOOKBACK,
+            ~answered,
+            ~alerted,
+        )
+    ).all()
+    opened = 0
+    for message_id, enrollment_id, patient_id in silent:
+        new = NewAlert(
+            AlertKind.NO_ANSWER,
+            f"no-answer:{message_id}",
+            reason,
+            patient_id,
+            enrollment_id,
+            message_id,
+        )
+        opened += open_alert(session, new, actor, now) is not None
+    return opened
