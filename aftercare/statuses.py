@@ -102,6 +102,7 @@ class Answer(StrEnum):
     STARTED = "started"
     HELP = "help"
     NOT_MONITORED = "not_monitored"
+    REASK = "reask"  # an answer to a pain check-in that is no 0-10 score: the scale spelled out
 
 
 class ChannelName(StrEnum):

@@ -336,3 +336,31 @@ def test_a_check_in_answered_with_a_score_opens_no_alert(on_call_app, clock):
     clock.advance(timedelta(days=2))
     daemon_pass(on_call_app)
     assert alerts_json(run) == []
+
+
+def test_an_answer_out_of_range_gets_one_re_ask_with_the_scale_then_goes_to_the_worklist(
+    on_call_app, clock
+):
+    run = CliRun(on_call_app)
+    enroll(on_call_app)
+    clock.set(CHECK_IN_SENT)
+    daemon_pass(on_call_app)
+    clock.advance(timedelta(hours=1))
+    answer = texts(on_call_app, "12")
+    assert answer is not None and "0 (none) to 10 (worst)" in answer
+    assert alerts_json(run) == []
+    clock.advance(timedelta(minutes=5))
+    second = texts(on_call_app, "a lot")
+    assert second is None or "0 (none) to 10 (worst)" not in second
+    (row,) = alerts_json(run)
+    assert (row["kind"], row["reason"]) == ("reply", "not a 0-10 pain score, after asking again")
+
+
+def test_a_question_in_answer_to_the_check_in_goes_to_staff_at_once(on_call_app, clock):
+    run = CliRun(on_call_app)
+    enroll(on_call_app)
+    clock.set(CHECK_IN_SENT)
+    daemon_pass(on_call_app)
+    answer = texts(on_call_app, "Is it normal to be sore?")
+    assert answer is None or "0 (none)" not in answer
+    assert [r["kind"] for r in alerts_json(run)] == ["reply"]
