@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aftercare.errors import SettingsError
 from aftercare.smtpurl import parse_smtp_url
+from aftercare.validation import parse_timezone
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Settings:
     schedules_dir: Path | None = None
     clinic_name: str = "Spine Care Clinic"
     clinic_phone: str = "+1 555 010 0199"
+    # The zone the console's enroll form starts with; each patient still has their own.
+    clinic_timezone: str = "America/New_York"
     quiet_hours: QuietHours | None = field(
         default_factory=lambda: QuietHours(time(21, 0), time(8, 0))
     )
@@ -51,6 +54,9 @@ class Settings:
     email_from: str | None = None
     staff_email: str | None = None
     sms_rate: float | None = None
+    # Per number, across enrollments (TCPA health-care exemption); 0 switches a cap off.
+    sms_daily_cap: int = 1
+    sms_weekly_cap: int = 3
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
@@ -58,6 +64,12 @@ class Settings:
     escalate_after: timedelta = timedelta(minutes=30)
     oncall_phone: str | None = None
     oncall_email: str | None = None
+    # The staff console: sign-ins end after this long without a request, and after the lifetime
+    # whatever happens; the first admin is made from these on a database with no staff.
+    session_idle: timedelta = timedelta(minutes=15)
+    session_lifetime: timedelta = timedelta(hours=12)
+    admin_email: str | None = None
+    admin_password: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied; ``None`` means "flag not given"."""
@@ -73,6 +85,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
         clinic_phone=env.get("AFTERCARE_CLINIC_PHONE", _non_empty) or defaults.clinic_phone,
+        clinic_timezone=env.get("AFTERCARE_CLINIC_TIMEZONE", parse_timezone)
+        or defaults.clinic_timezone,
         quiet_hours=env.get("AFTERCARE_QUIET_HOURS", parse_quiet_hours, defaults.quiet_hours),
         max_attempts=env.get("AFTERCARE_MAX_ATTEMPTS", _positive_int) or defaults.max_attempts,
         retry_backoff=env.get("AFTERCARE_RETRY_BACKOFF", _positive_float) or defaults.retry_backoff,
@@ -85,12 +99,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         email_from=env.get("AFTERCARE_EMAIL_FROM", _email),
         staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
+        sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
+        sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
         escalate_after=env.get("AFTERCARE_ESCALATE_AFTER", _duration) or defaults.escalate_after,
         oncall_phone=env.get("AFTERCARE_ONCALL_PHONE", _e164),
         oncall_email=env.get("AFTERCARE_ONCALL_EMAIL", _email),
+        session_idle=env.get("AFTERCARE_SESSION_IDLE", _span) or defaults.session_idle,
+        session_lifetime=env.get("AFTERCARE_SESSION_LIFETIME", _span) or defaults.session_lifetime,
+        admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
+        admin_password=env.get("AFTERCARE_ADMIN_PASSWORD", _non_empty),
     )
 
 
@@ -156,6 +176,13 @@ def _secret(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters long")
     return raw
+
+
+def _count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"expected a whole number, 0 or more, got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(raw: str) -> int:
@@ -243,3 +270,12 @@ def _log_format(raw: str) -> str:
     if raw not in {"text", "json"}:
         raise ValueError(f"expected 'text' or 'json', got {raw!r}")
     return raw
+
+
+def _span(raw: str) -> timedelta:
+    from aftercare.schedules.timeexpr import parse_duration
+
+    span = parse_duration(raw)
+    if span <= timedelta(0):
+        raise ValueError(f"must be longer than 0, got {raw!r}")
+    return span

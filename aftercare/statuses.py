@@ -1,4 +1,5 @@
-"""The states of enrollments and messages, and the kinds of replies: plain enums, no database."""
+"""The states of enrollments and messages, the kinds of replies and the roles of staff accounts:
+plain enums, no database."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class MessageStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
+    CAPPED = "capped"  # over the per-number SMS cap with no allowed slot before it expired
 
 
 # Statuses a message can still leave on its own; everything else is history.
@@ -48,6 +50,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     RESCHEDULED = "rescheduled"
     PURGED = "purged"
+    CONTACT_EDITED = "contact_edited"  # aftercare patients edit: which fields, never the values
     # A message's life, by dispatchers and the provider
     CLAIMED = "claimed"
     RECONCILING = "reconciling"
@@ -58,6 +61,8 @@ class EventKind(StrEnum):
     RETRY = "retry"
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"  # held back by the per-number SMS cap until an allowed time
+    CAPPED = "capped"  # held back by the cap with no allowed time before it expired
     # Patients' replies and what came of them
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"
@@ -72,6 +77,23 @@ class EventKind(StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     ALERT_ESCALATED = "alert_escalated"
     ALERT_ESCALATION_FAILED = "alert_escalation_failed"
+    # Staff accounts and the console (aftercare.accounts)
+    STAFF_ADDED = "staff_added"
+    STAFF_DISABLED = "staff_disabled"
+    STAFF_ENABLED = "staff_enabled"
+    ROLE_CHANGED = "role_changed"
+    PASSWORD_RESET = "password_reset"
+    TWO_FACTOR_ON = "two_factor_on"
+    TWO_FACTOR_OFF = "two_factor_off"
+    TWO_FACTOR_REQUIRED = "two_factor_required"
+    SIGNED_IN = "signed_in"
+    SIGNIN_FAILED = "signin_failed"
+    SIGNED_OUT = "signed_out"
+    FORBIDDEN = "forbidden"  # a signed-in account tried what its role may not do
+    VIEWED = "viewed"  # a patient's record (or a list of them) was looked at
+    # The console's worklist and roster
+    ITEM_HANDLED = "item_handled"  # a delivery failure or an opt-out dealt with
+    ROSTER_EXPORTED = "roster_exported"
 
 
 class AlertKind(StrEnum):
@@ -110,3 +132,20 @@ class ChannelName(StrEnum):
 
     SMS = "sms"
     EMAIL = "email"
+
+
+class StaffRole(StrEnum):
+    """What a console account may do; each role may also do everything of the roles before it."""
+
+    VIEWER = "viewer"  # reads
+    NURSE = "nurse"  # also enrolls, imports, edits, pauses, resumes, cancels, handles replies
+    ADMIN = "admin"  # also manages staff accounts
+
+
+class WorkItemKind(StrEnum):
+    """What a worklist item is about (urgent replies are listed first)."""
+
+    URGENT_REPLY = "urgent_reply"
+    REPLY = "reply"
+    FAILURE = "failure"
+    OPT_OUT = "opt_out"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aftercare.cli import (
     alerts,
     audit,
+    contact,
     db,
     demo,
     doctor,
@@ -18,6 +19,7 @@ from aftercare.cli import (
     run,
     schedules,
     serve,
+    staff,
     stats,
 )
 from aftercare.cli.group import cli, fail
@@ -44,9 +46,11 @@ for command in (
     schedules.schedules_group,
     schedules.preview,
     serve.serve,
+    staff.staff_group,
     stats.stats_command,
 ):
     cli.add_command(command)
+patients.patients_group.add_command(contact.patients_edit)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """alerts with a lifecycle and their escalation steps
 
 Revision ID: 0011
-Revises: 0004
+Revises: 0008
 
 The worklist becomes rows with a lifecycle (open -> acknowledged -> resolved); the
 escalation steps are claimed by a unique (alert, step) key.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0004"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
