@@ -61,7 +61,7 @@ def run(
     metrics_host: str,
 ) -> None:
     """Send reminders when they are due: the daemon."""
-    logs.configure(app.settings.log_format)
+    logs.configure(app.settings.log_format, app.settings.log_level)
     sessions = app.sessions
     channels = _channels(app, dry_run)
     single = app.engine.dialect.name == "sqlite"

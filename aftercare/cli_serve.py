@@ -20,7 +20,7 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
 
     from aftercare.web import create_app
 
-    logs.configure(app.settings.log_format)
+    logs.configure(app.settings.log_format, app.settings.log_level)
     app.sessions  # noqa: B018 - migrate (SQLite) or refuse (unmigrated PostgreSQL) before listening
     click.echo(
         f"serving on http://{host}:{port} (public URL: {app.settings.public_url or 'not set'})",

@@ -51,6 +51,7 @@ class Settings:
     staff_email: str | None = None
     sms_rate: float | None = None
     log_format: str = "text"
+    log_level: str = "info"
     public_url: str | None = None
     secret_key: str | None = None
 
@@ -81,6 +82,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
+        log_level=env.get("AFTERCARE_LOG_LEVEL", _log_level) or defaults.log_level,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
     )
@@ -231,3 +233,11 @@ def _log_format(raw: str) -> str:
     if raw not in {"text", "json"}:
         raise ValueError(f"expected 'text' or 'json', got {raw!r}")
     return raw
+
+
+def _log_level(raw: str) -> str:
+    from aftercare.logs import LEVELS
+
+    if raw.lower() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {raw!r}")
+    return raw.lower()
