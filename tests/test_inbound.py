@@ -150,7 +150,10 @@ def test_after_stop_dispatch_suppresses_the_next_due_sms_and_still_sends_email(
 def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispatcher, channels):
     text(web, "STOP")
     _, answer = text(web, "Start")
-    assert answer == f"{CLINIC}: you will get your aftercare texts again. Reply STOP to end."
+    assert answer == (
+        f"{CLINIC}: your next aftercare texts will come as planned; the ones missed while you "
+        "were opted out will not be re-sent. Reply STOP to end."
+    )
     assert suppressed_numbers(web.app) == []
     assert statuses(web.app, ana)["bandage-off"] == "suppressed"  # stays unsent
     (opted_in,) = events(web.app, "opted_in")
