@@ -20,9 +20,10 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.config import Settings
-from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, enroll_many, parse_request
+from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, parse_request
 from aftercare.errors import AftercareError, InputError
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
+from aftercare.store.enrollments import enroll_many
 from aftercare.validation import (
     check_discharge_time,
     parse_channels,
