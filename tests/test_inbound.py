@@ -171,7 +171,7 @@ def test_yes_opts_back_in_only_a_number_that_opted_out(web, ana):
     assert first == NOT_MONITORED  # an ordinary answer from someone who never opted out
     text(web, "STOP")
     _, answer = text(web, "yes")
-    assert "again" in answer
+    assert "will not be re-sent" in answer
     assert suppressed_numbers(web.app) == []
     assert [r.kind for r in replies(web.app)] == ["question", "stop", "start"]
 
@@ -394,7 +394,7 @@ def test_an_unknown_number_is_stored_and_can_still_stop_and_start(web):
     assert stop.startswith("You will get no more texts")
     assert suppressed_numbers(web.app) == [STRANGER]
     _, start = text(web, "UNSTOP", number=STRANGER)
-    assert "again" in start and suppressed_numbers(web.app) == []
+    assert "will not be re-sent" in start and suppressed_numbers(web.app) == []
 
 
 def test_a_number_that_opted_out_gets_no_automatic_answer(web, ana):
