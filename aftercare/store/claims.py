@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Event, Message, Patient, Suppression
@@ -216,7 +218,9 @@ def _settle_unsendable(
             settled[row.id] = MessageStatus.PAUSED
         elif enrollment_status in (EnrollmentStatus.CANCELLED, EnrollmentStatus.COMPLETED):
             settled[row.id] = MessageStatus.CANCELLED
-        elif row.address is None or (row.channel, row.address) in suppressed:
+        elif row.address is None or (
+            (row.channel, suppression_key(row.channel, row.address)) in suppressed
+        ):
             settled[row.id] = MessageStatus.SUPPRESSED
     for status in set(settled.values()):
         ids = [i for i, s in settled.items() if s == status]
@@ -232,14 +236,22 @@ _REASONS: dict[str, str] = {
 }
 
 
+def suppression_key(channel: str, address: str) -> str:
+    """How an address is kept and compared in the opt-out list: email addresses without letter
+    case (mail systems deliver Ana@EXAMPLE.ORG and ana@example.org to the same inbox)."""
+    return address.lower() if channel == "email" else address
+
+
 def _suppressed_addresses(session: Session, rows: Sequence[Claim]) -> set[tuple[str, str]]:
-    addresses = {r.address for r in rows if r.address}
-    if not addresses:
+    keys = {(r.channel, suppression_key(r.channel, r.address)) for r in rows if r.address}
+    if not keys:
         return set()
+    # Also the addresses as given: opt-outs recorded before keys were lower-cased.
+    addresses = {key for _, key in keys} | {r.address for r in rows if r.address}
     query = select(Suppression.channel, Suppression.address).where(
         Suppression.address.in_(addresses)
     )
-    return {(channel, address) for channel, address in session.execute(query)}
+    return {(c, suppression_key(c, a)) for c, a in session.execute(query)}
 
 
 def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: str) -> None:
@@ -313,19 +325,25 @@ def _events(
 def suppress_address(
     session: Session, channel: str, address: str, reason: str, actor: str, now: datetime
 ) -> int:
-    """Record an opt-out and suppress every pending message to that address on that channel."""
-    exists_already = session.scalar(
-        select(exists().where(and_(Suppression.channel == channel, Suppression.address == address)))
+    """Record an opt-out and suppress every pending message to that address on that channel.
+
+    The record is an upsert: concurrent opt-outs of one address (a double-clicked unsubscribe,
+    STOP sent twice) all succeed, and one row stays."""
+    key = suppression_key(channel, address)
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        upsert(Suppression)
+        .values(channel=channel, address=key, reason=reason, created_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "address"])
     )
-    if not exists_already:
-        session.add(Suppression(channel=channel, address=address, reason=reason, created_at=now))
-    column = Patient.phone if channel == "sms" else Patient.email
+    column = Patient.phone if channel == "sms" else func.lower(Patient.email)
     # Enrollments first, then their messages: joined in one query, SQLite would walk every
     # pending message through the status index instead of the patient's few.
     enrollment_ids = session.scalars(
         select(Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
-        .where(column == address)
+        .where(column == key)
     ).all()
     ids = session.scalars(
         select(Message.id).where(
