@@ -84,8 +84,20 @@ def configure(log_format: str, level: str = "info") -> None:
     quiet_libraries()
 
 
+class _SkippedRuns(logging.Filter):
+    """APScheduler warns at every poll interval that passes while a long dispatch pass runs
+    ("maximum number of running instances reached"): the pass is busy, which is not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRuns()
+
+
 def quiet_libraries() -> None:
     """Hold chatty libraries at WARNING: APScheduler logs every job run at INFO, and the HTTP
     clients' DEBUG/INFO lines carry request URLs and bodies with phone numbers in them."""
     for name in ("apscheduler", "alembic", "urllib3", "twilio", "twilio.http_client"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)

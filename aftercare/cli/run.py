@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 from sqlalchemy import func, select
@@ -88,10 +89,14 @@ def run(
                 dispatcher.close()
             click.echo(_summary(tally))
             return
-        daemon = Daemon(dispatcher, poll=poll, single=single)
+        database = app.engine.url.database if single else None
+        watched = Path(database).resolve() if database and database != ":memory:" else None
+        daemon = Daemon(dispatcher, poll=poll, single=single, database_file=watched)
         if metrics_port is not None:
             stack.enter_context(_metrics_server(daemon, metrics_host, metrics_port))
         daemon.run()
+        if daemon.database_lost:
+            raise AftercareError(f"database: {watched} was deleted while the daemon ran")
 
 
 def _metrics_server(daemon: Daemon, host: str, port: int) -> MetricsServer:
