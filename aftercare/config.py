@@ -55,17 +55,21 @@ class Settings:
     log_level: str = "info"
     public_url: str | None = None
     secret_key: str | None = None
+    # Settings that were malformed and left at their defaults: only when loaded for
+    # `aftercare doctor`, which reports them among its other checks instead of stopping.
+    problems: tuple[str, ...] = ()
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied; ``None`` means "flag not given"."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from ``environ`` (default: the process environment)."""
-    env = _Env(os.environ if environ is None else environ)
+def load_settings(environ: Mapping[str, str] | None = None, lenient: bool = False) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment). A bad value
+    raises SettingsError; with ``lenient`` it is listed in ``problems`` and left at its default."""
+    env = _Env(os.environ if environ is None else environ, lenient)
     defaults = Settings()
-    return Settings(
+    settings = Settings(
         database_url=env.get("AFTERCARE_DATABASE_URL", _database_url) or defaults.database_url,
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
@@ -87,22 +91,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
     )
+    return replace(settings, problems=tuple(env.problems))
 
 
 class _Env:
     """Looks a setting up (directly or through ``NAME_FILE``) and parses it."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], lenient: bool = False) -> None:
         self._environ = environ
+        self._lenient = lenient
+        self.problems: list[str] = []
 
     def get(self, name: str, parse: Any, default: Any = None) -> Any:
-        raw = self._raw(name)
-        if raw is None:
-            return default
         try:
-            return parse(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}: {exc}") from None
+            raw = self._raw(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+        except SettingsError as exc:
+            if not self._lenient:
+                raise
+            self.problems.append(str(exc))
+            return default
 
     def _raw(self, name: str) -> str | None:
         if self._environ.get(name, "").strip():

@@ -41,6 +41,7 @@ def ready(fake_twilio, relay):
             database_url=database_url,
             smtp_url=relay.url,
             email_from="care@clinic.example.org",
+            staff_email="nurses@clinic.example.org",
             public_url="https://care.clinic.example.org",
             secret_key=SECRET_KEY,
         )
@@ -68,13 +69,14 @@ def test_a_ready_deployment_passes_every_check(db_url, ready, fake_twilio, relay
     assert result.exit_code == 0, result.output
     checks = lines(result)
     assert list(checks) == [
-        "settings", "database", "timelines", "twilio", "smtp", "public_url", "secret_key"
+        "settings", "staff_alerts", "database", "timelines", "twilio", "smtp", "public_url",
+        "secret_key",
     ]  # fmt: skip
     assert {status for status, _ in checks.values()} == {"ok"}, result.output
     assert "schema at head" in checks["database"][1]
     assert "credentials accepted" in checks["twilio"][1]
     assert "STARTTLS, login accepted" in checks["smtp"][1]
-    assert result.output.splitlines()[-1] == "7 ok, 0 warning(s), 0 failed"
+    assert result.output.splitlines()[-1] == "8 ok, 0 warning(s), 0 failed"
     assert fake_twilio.requests["account"] == 1
     assert fake_twilio.messages == [] and relay.messages == []  # looked, sent nothing
 
@@ -91,7 +93,7 @@ def test_a_wrong_twilio_token_fails(sqlite_url, ready):
     assert result.exit_code == 1
     status, detail = lines(result)["twilio"]
     assert status == "FAIL" and detail.startswith("credentials refused")
-    assert result.output.splitlines()[-1] == "6 ok, 0 warning(s), 1 failed"
+    assert result.output.splitlines()[-1] == "7 ok, 0 warning(s), 1 failed"
 
 
 def test_an_account_twilio_does_not_know_fails(sqlite_url, ready):
@@ -224,5 +226,5 @@ def test_json_lists_every_check(sqlite_url, ready, relay):
     result = doctor(ready(sqlite_url), "--json")
     assert result.exit_code == 1
     checks = json.loads(result.output)
-    assert [set(c) for c in checks] == [{"check", "status", "detail"}] * 7
+    assert [set(c) for c in checks] == [{"check", "status", "detail"}] * 8
     assert {c["check"]: c["status"] for c in checks}["smtp"] == "FAIL"

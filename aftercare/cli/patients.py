@@ -70,6 +70,7 @@ LIST_COLUMNS = [
 @pass_app
 def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
     """Enroll one patient at discharge and plan their reminders."""
+    app.create_database = True  # the first enrollment may start a SQLite database
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
@@ -111,6 +112,7 @@ def _print_messages(messages: list[dict[str, Any]]) -> None:
 def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     """Enroll the patients of a CSV file (columns: first_name,phone,email,timezone,procedure,
     discharged_at,language,channels,external_id). Bad rows are reported and skipped."""
+    app.create_database = not dry_run  # a dry run never creates one (see _sessions_for_import)
     _check_utf8(file)
     size = file.stat().st_size
     show_bar = size > 256 * 1024 and not as_json
