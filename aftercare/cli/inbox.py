@@ -12,6 +12,7 @@ from aftercare import inbox
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, pass_app
+from aftercare.cli.ids import record_id
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
 from aftercare.models import Message, Patient, Reply
@@ -53,7 +54,7 @@ def inbox_group(
 
 
 @inbox_group.command("done")
-@click.argument("reply_id", metavar="ID", type=int)
+@click.argument("reply_id", metavar="ID", callback=record_id("reply"))
 @pass_app
 def inbox_done(app: App, reply_id: int) -> None:
     """Mark a reply as dealt with: it leaves the inbox ('inbox --all' still lists it)."""
