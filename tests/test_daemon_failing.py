@@ -20,7 +20,7 @@ from aftercare.clock import ManualClock, SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import Daemon
 from aftercare.dispatch import Dispatcher
-from tests.factories import WELCOME_DUE_AGO, enroll
+from tests.factories import ANA, WELCOME_DUE_AGO, enroll
 from tests.processes import aftercare, make_read_only, migrated_postgres, wait_for
 
 
@@ -91,6 +91,8 @@ def test_the_real_daemon_on_a_read_only_database_idles_and_stops_cleanly(tmp_pat
     assert cpu < 1.0, f"{cpu:.2f} s of CPU in 5 s"
     assert log.count("dispatch pass failed") == 1, log
     assert "Traceback" not in log and "daemon stopped" in log
+    for secret in (ANA["first_name"], ANA["phone"], ANA["phone"][2:]):
+        assert secret not in log  # the failing statement's parameters stay out of the log
 
 
 def _cpu_seconds(pid: int) -> float:
