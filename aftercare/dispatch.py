@@ -88,9 +88,9 @@ class Dispatcher:
         ``failed``, ``expired``, ``suppressed``, ...).
         """
         tally: Counter[str] = Counter()
-        # Expiry once a pass, not once a batch: with no index on expires_at, its query reads
-        # every due row, so a backlog was read again for each batch (9 ms of PostgreSQL time a
-        # batch with 50,000 due). Claims skip rows that expire during the pass.
+        # Expiry once a pass, not once a batch: with no index on expires_at its query reads every
+        # due row, and a backlog would be read again for each batch. Claims skip rows that
+        # expire during the pass.
         with transaction(self.sessions) as session:
             tally["expired"] += claims.expire_overdue(session, self.clock.now(), self.worker)
         while not self.stopping.is_set():
@@ -182,7 +182,7 @@ class Dispatcher:
             )
         # A retry may follow a failure that left it unclear whether the provider took the
         # message (a timeout, a dropped connection, a 5xx), perhaps in another process: look
-        # before sending again, as after a crash.
+        # before sending again, as after a crash. This is the only place that looks.
         look_first = look_first or claim.attempts > 1
         try:
             if look_first:

@@ -14,11 +14,9 @@ from datetime import datetime
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare.models import Worker
-from aftercare.store import reports
+from aftercare.store import reports, workers
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the Prometheus text exposition format
 Sample = tuple[dict[str, str], float]
@@ -32,7 +30,7 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
         by_status = reports.messages_by_status(session)
         due = reports.backlog(session, now)
         errors = reports.provider_errors(session)
-        last_tick = session.scalar(select(func.max(Worker.last_tick_at)))
+        last_tick = workers.last_tick(session)
         replies = reports.replies_by_kind(session)
     metric(
         families,

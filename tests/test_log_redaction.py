@@ -148,7 +148,8 @@ def test_the_log_level_is_a_setting_and_a_bad_one_is_named():
         load_settings({"AFTERCARE_LOG_LEVEL": "loud"})
 
 
-def test_at_warning_level_the_web_server_logs_no_info_lines(tmp_path: Path):
+def test_at_warning_level_the_web_server_logs_no_info_lines(tmp_path: Path, sqlite_template):
+    (tmp_path / "a.db").write_bytes(sqlite_template.read_bytes())
     env = {"AFTERCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
     for level in ("info", "warning"):
         port = free_port()
