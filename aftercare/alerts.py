@@ -20,7 +20,7 @@ from aftercare.channels.email import EmailChannel
 from aftercare.config import Settings
 from aftercare.db import transaction
 from aftercare.errors import AftercareError
-from aftercare.statuses import EventKind
+from aftercare.statuses import ChannelName, EventKind
 from aftercare.store import replies
 from aftercare.store.events import record
 
@@ -70,7 +70,7 @@ def staff_email(session: Session, reply_id: int, settings: Settings) -> Outgoing
     return Outgoing(
         # Negative: outbox rows are positive, so the Message-ID never collides with one.
         message_id=-reply.id,
-        channel="email",
+        channel=ChannelName.EMAIL,
         to=settings.staff_email,
         text=text,
         language="en",
@@ -107,7 +107,7 @@ def _record_notification(app: App, reply_id: int, failure: str | None) -> None:
     try:
         with transaction(app.sessions) as session:
             enrollment_id = replies.enrollment_of(session, reply_id)
-            detail = {"reply_id": reply_id, "channel": "email"}
+            detail = {"reply_id": reply_id, "channel": ChannelName.EMAIL}
             now = app.clock.now()
             record(session, kind, "aftercare", now, enrollment_id, reason=failure, detail=detail)
     except SQLAlchemyError as exc:

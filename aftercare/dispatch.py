@@ -30,6 +30,7 @@ from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Step, Timeline
+from aftercare.statuses import ChannelName
 from aftercare.store import claims
 from aftercare.store.outbox import Result, record_results, still_claimed
 from aftercare.tokens import make_token
@@ -215,7 +216,9 @@ class Dispatcher:
         address = claim.address
         if address is None:
             raise LookupError(f"no {claim.channel} address")
-        attachments = self._calendar(timeline, step, claim) if claim.channel == "email" else ()
+        attachments = (
+            self._calendar(timeline, step, claim) if claim.channel == ChannelName.EMAIL else ()
+        )
         outgoing = Outgoing(
             message_id=claim.id,
             channel=claim.channel,
@@ -224,7 +227,9 @@ class Dispatcher:
             subject=rendered.subject,
             language=claim.language,
             timezone=claim.timezone,
-            status_callback=self._status_callback(claim.id) if claim.channel == "sms" else None,
+            status_callback=self._status_callback(claim.id)
+            if claim.channel == ChannelName.SMS
+            else None,
             unsubscribe_url=self._unsubscribe_url(claim),
             attachments=attachments,
             first_attempt_at=claim.previous_claim_at or claim.due_at,
@@ -267,7 +272,7 @@ class Dispatcher:
 
     def _unsubscribe_url(self, claim: claims.Claim) -> str | None:
         base, secret = self.settings.public_url, self.settings.secret_key
-        if claim.channel != "email" or not (base and secret):
+        if claim.channel != ChannelName.EMAIL or not (base and secret):
             return None
         return f"{base}/unsubscribe/{make_token(secret, claim.patient_id, 'email')}"
 

@@ -22,7 +22,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from aftercare.statuses import Answer, EnrollmentStatus, EventKind, MessageStatus, ReplyKind
+from aftercare.statuses import (
+    Answer,
+    ChannelName,
+    EnrollmentStatus,
+    EventKind,
+    MessageStatus,
+    ReplyKind,
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -127,7 +134,7 @@ class Message(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
     step: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[ChannelName] = mapped_column(_enum(ChannelName, 16))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Before quiet hours moved it; equal to due_at when they did not.
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -155,7 +162,7 @@ class Suppression(Base):
     __table_args__ = (UniqueConstraint("channel", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[ChannelName] = mapped_column(_enum(ChannelName, 16))
     address: Mapped[str] = mapped_column(String(254))
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

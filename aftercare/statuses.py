@@ -75,3 +75,10 @@ class Answer(StrEnum):
     STARTED = "started"
     HELP = "help"
     NOT_MONITORED = "not_monitored"
+
+
+class ChannelName(StrEnum):
+    """The ways a message reaches a patient."""
+
+    SMS = "sms"
+    EMAIL = "email"

@@ -23,6 +23,7 @@ from aftercare.channels.ratelimit import TokenBucket
 from aftercare.channels.twilio_http import SDK_ERRORS, TwilioTransport, classify
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
+from aftercare.statuses import ChannelName
 
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
 # Our clock and Twilio's may disagree; records this much older than the first attempt still count.
@@ -31,7 +32,7 @@ LOOKUP_LIMIT = 1000  # texts to one number looked at by find_sent, newest first
 
 
 class SmsChannel:
-    name = "sms"
+    name: str = ChannelName.SMS
 
     def __init__(
         self,

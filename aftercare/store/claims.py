@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Suppression
-from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
+from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
 from aftercare.store import events
 from aftercare.store.events import NewEvent
 
@@ -31,7 +31,7 @@ class Claim:
     enrollment_id: int
     step: str
     occurrence: int
-    channel: str
+    channel: ChannelName
     due_at: datetime
     expires_at: datetime
     attempts: int  # including the attempt this claim is for
@@ -49,7 +49,7 @@ class Claim:
 
     @property
     def address(self) -> str | None:
-        return self.phone if self.channel == "sms" else self.email
+        return self.phone if self.channel == ChannelName.SMS else self.email
 
 
 # Labelled as the fields of Claim, which is built from each row by name.
@@ -249,7 +249,7 @@ _REASONS: dict[str, str] = {
 def suppression_key(channel: str, address: str) -> str:
     """How an address is kept and compared in the opt-out list: email addresses without letter
     case (mail systems deliver Ana@EXAMPLE.ORG and ana@example.org to the same inbox)."""
-    return address.lower() if channel == "email" else address
+    return address.lower() if channel == ChannelName.EMAIL else address
 
 
 def _suppressed_addresses(session: Session, rows: Sequence[Claim]) -> set[tuple[str, str]]:

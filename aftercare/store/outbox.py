@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from aftercare.channels.base import ChannelError, Receipt
 from aftercare.models import Enrollment, Message
 from aftercare.retry import RetryPolicy, after_failure
-from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
+from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
 from aftercare.store import events, receipts
 from aftercare.store.claims import Claim
 from aftercare.store.events import NewEvent
@@ -80,9 +80,13 @@ def record_results(
         session.execute(_RECORD, rows)
         events.write(session, now, outcomes)
     for phone in opt_outs:
-        suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
+        suppress_address(
+            session, ChannelName.SMS, phone, "provider reports opt-out (21610)", "provider", now
+        )
     # Twilio may have reported on a text before we knew its SID (see aftercare.store.receipts).
-    texts = [r.claim.id for r in results if r.receipt is not None and r.claim.channel == "sms"]
+    texts = [
+        r.claim.id for r in results if r.receipt is not None and r.claim.channel == ChannelName.SMS
+    ]
     receipts.apply_parked(session, texts, now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)

@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import EarlyReceipt, Enrollment, Message, Patient
-from aftercare.statuses import EventKind, MessageStatus
+from aftercare.statuses import ChannelName, EventKind, MessageStatus
 from aftercare.store.events import record
 from aftercare.store.suppressions import suppress_address
 
@@ -62,7 +62,7 @@ def _forward_statement(new: MessageStatus) -> Any:
         # must not mark that email failed.
         .where(
             _message.c.provider_id == bindparam("sid"),
-            _message.c.channel == "sms",
+            _message.c.channel == ChannelName.SMS,
             _message.c.status.in_(below),
         )
         .values(
@@ -82,7 +82,7 @@ _IN_FLIGHT = (
     select(_message.c.id)
     .where(
         _message.c.id == bindparam("id"),
-        _message.c.channel == "sms",
+        _message.c.channel == ChannelName.SMS,
         _message.c.status == MessageStatus.SENDING,
         _message.c.provider_id.is_(None),
     )
@@ -175,5 +175,7 @@ def _move(
             .where(Enrollment.id == moved.enrollment_id)
         )
         if phone is not None:
-            suppress_address(session, "sms", phone, SUPPRESSING_CODES[error_code], "provider", now)
+            suppress_address(
+                session, ChannelName.SMS, phone, SUPPRESSING_CODES[error_code], "provider", now
+            )
     return True

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from aftercare.errors import NotFoundError
 from aftercare.models import Enrollment, Message, Patient, Reply
 from aftercare.replies import Classification, classify, pain_urgency
-from aftercare.statuses import Answer, EventKind, MessageStatus, ReplyKind
+from aftercare.statuses import Answer, ChannelName, EventKind, MessageStatus, ReplyKind
 from aftercare.store.events import record
 from aftercare.store.suppressions import is_suppressed, lift, suppress_address
 
@@ -55,7 +55,7 @@ def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | N
         return None
     sender = _sender(session, inbound.number)
     found = classify(inbound.body)
-    was_opted_out = is_suppressed(session, "sms", inbound.number)
+    was_opted_out = is_suppressed(session, ChannelName.SMS, inbound.number)
     reply = _new_reply(session, inbound, sender, found, was_opted_out, now)
     session.add(reply)
     session.flush()  # a duplicate MessageSid fails here, before anything else is written
@@ -129,7 +129,7 @@ def _last_sent(session: Session, number: str, now: datetime) -> int | None:
         .join(Patient, Enrollment.patient_id == Patient.id)
         .where(
             Patient.phone == number,
-            Message.channel == "sms",
+            Message.channel == ChannelName.SMS,
             Message.status.in_([MessageStatus.SENT, MessageStatus.DELIVERED]),
             Message.sent_at <= now,
         )
@@ -151,8 +151,8 @@ def _apply(session: Session, reply: Reply, found: Classification, now: datetime)
     """Opt-out, opt-in or a pain score: the change and its event."""
     if reply.kind == ReplyKind.STOP:
         why = "patient replied STOP" if found.keyword else "patient asked to stop (free text)"
-        count = suppress_address(session, "sms", reply.from_number, why, "patient", now)
-        detail = {"channel": "sms", "reply_id": reply.id, "messages": count}
+        count = suppress_address(session, ChannelName.SMS, reply.from_number, why, "patient", now)
+        detail = {"channel": ChannelName.SMS, "reply_id": reply.id, "messages": count}
         record(
             session,
             EventKind.OPTED_OUT,
@@ -164,8 +164,8 @@ def _apply(session: Session, reply: Reply, found: Classification, now: datetime)
         )
     elif reply.kind == ReplyKind.START:
         # Only future messages go out again: those already marked suppressed stay unsent.
-        lifted = lift(session, "sms", reply.from_number)
-        detail = {"channel": "sms", "reply_id": reply.id, "lifted": lifted}
+        lifted = lift(session, ChannelName.SMS, reply.from_number)
+        detail = {"channel": ChannelName.SMS, "reply_id": reply.id, "lifted": lifted}
         record(session, EventKind.OPTED_IN, "patient", now, reply.enrollment_id, detail=detail)
     elif reply.kind == ReplyKind.PAIN:
         detail = {"reply_id": reply.id, "score": reply.pain_score, "urgent": reply.urgent}
@@ -192,7 +192,9 @@ def _choose_answer(session: Session, reply: Reply, now: datetime) -> Answer | No
         return None  # a routine score needs no answer
     # Questions and urgent scores: point to the phone, once a day, and never to a number that
     # opted out (it asked for no more texts; Twilio would refuse the answer anyway).
-    if is_suppressed(session, "sms", reply.from_number) or _answered_lately(session, reply, now):
+    if is_suppressed(session, ChannelName.SMS, reply.from_number) or _answered_lately(
+        session, reply, now
+    ):
         return None
     return Answer.NOT_MONITORED
 

@@ -10,13 +10,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Suppression
-from aftercare.statuses import EventKind, MessageStatus
+from aftercare.statuses import ChannelName, EventKind, MessageStatus
 from aftercare.store import events
 from aftercare.store.claims import set_status, suppression_key
 
 
 def suppress_address(
-    session: Session, channel: str, address: str, reason: str, actor: str, now: datetime
+    session: Session,
+    channel: ChannelName,
+    address: str,
+    reason: str,
+    actor: str,
+    now: datetime,
 ) -> int:
     """Record an opt-out and suppress every pending message to that address on that channel.
 
@@ -30,7 +35,7 @@ def suppress_address(
         .values(channel=channel, address=key, reason=reason, created_at=now)
         .on_conflict_do_nothing(index_elements=["channel", "address"])
     )
-    column = Patient.phone if channel == "sms" else func.lower(Patient.email)
+    column = Patient.phone if channel == ChannelName.SMS else func.lower(Patient.email)
     # Enrollments first, then their messages: joined in one query, SQLite would walk every
     # pending message through the status index instead of the patient's few.
     enrollment_ids = session.scalars(
@@ -50,14 +55,14 @@ def suppress_address(
     return len(ids)
 
 
-def is_suppressed(session: Session, channel: str, address: str) -> bool:
+def is_suppressed(session: Session, channel: ChannelName, address: str) -> bool:
     query = select(Suppression.id).where(
         Suppression.channel == channel, Suppression.address == address
     )
     return session.scalar(query) is not None
 
 
-def lift(session: Session, channel: str, address: str) -> bool:
+def lift(session: Session, channel: ChannelName, address: str) -> bool:
     """Let future messages to ``address`` go out again; False if it was not suppressed."""
     lifted = session.execute(
         delete(Suppression).where(Suppression.channel == channel, Suppression.address == address)
@@ -70,12 +75,14 @@ def unsubscribe_email(session: Session, patient_id: int, now: datetime) -> None:
     patient = session.get(Patient, patient_id)
     if patient is None or not patient.email:
         return
-    count = suppress_address(session, "email", patient.email, "unsubscribe link", "patient", now)
+    count = suppress_address(
+        session, ChannelName.EMAIL, patient.email, "unsubscribe link", "patient", now
+    )
     events.record(
         session,
         EventKind.OPTED_OUT,
         "patient",
         now,
         reason="email unsubscribe link",
-        detail={"channel": "email", "patient_id": patient.id, "messages": count},
+        detail={"channel": ChannelName.EMAIL, "patient_id": patient.id, "messages": count},
     )

@@ -9,6 +9,7 @@ from html import escape
 from flask import Blueprint, Response, request
 
 from aftercare.db import transaction
+from aftercare.statuses import ChannelName
 from aftercare.store.suppressions import unsubscribe_email
 from aftercare.tokens import read_token
 from aftercare.web.http import aftercare_app, plain
@@ -45,7 +46,7 @@ def unsubscribe(token: str) -> Response:
         return _html("Unsubscribe", body)
     now = app.clock.now()
     with transaction(app.sessions) as session:
-        if found.channel == "email":
+        if found.channel == ChannelName.EMAIL:
             unsubscribe_email(session, found.patient_id, now)
     body = (
         f"<p>You will get no more reminder emails from {clinic}.</p>"
