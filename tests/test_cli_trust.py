@@ -106,6 +106,7 @@ def test_enrolling_still_creates_the_database_where_it_says(tmp_path):
         (["pause", "{n}"], "enrollment"),
         (["resume", "{n}"], "enrollment"),
         (["reschedule", "{n}", "--discharged-at", DISCHARGED], "enrollment"),
+        (["patients", "edit", "{n}", "--language", "es"], "enrollment"),
         (["inbox", "done", "{n}"], "reply"),
         (["audit", "--enrollment", "{n}", "--since", "7d"], "enrollment"),
     ],
@@ -124,6 +125,8 @@ def test_a_patient_is_found_by_the_clinics_mrn(run: CliRun, enroll_args):
     paused = run("pause", "--external-id", "MRN-0042")
     assert paused.exit_code == 0 and paused.stdout.startswith("paused enrollment 1:")
     assert run("resume", "--external-id", "MRN-0042").exit_code == 0
+    edited = run("patients", "edit", "--external-id", "MRN-0042", "--email", "ana@example.net")
+    assert edited.exit_code == 0, edited.stderr
     assert run("audit", "--external-id", "MRN-0042", "--since", "7d").exit_code == 0
 
 
