@@ -7,7 +7,7 @@ import click
 from aftercare.app import App
 from aftercare.cli.group import parse_flag, pass_app
 from aftercare.cli.ids import enrollment_argument, resolve_enrollment
-from aftercare.cli.patients import parse_reason
+from aftercare.cli.patients import reason_flag
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError
 from aftercare.store import lifecycle
@@ -40,7 +40,7 @@ def patients_edit(
     )
     if change == ContactChange():
         raise AftercareError("nothing to change: give --phone, --email or --language")
-    why = parse_reason(reason)
+    why = reason_flag(reason)
     enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id

@@ -26,7 +26,7 @@ from aftercare.importer import ImportReport, import_csv
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import lifecycle
 from aftercare.store.enrollments import Enrolled, Refused, enroll_many
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
 FLAGS = {
@@ -351,7 +351,7 @@ def cancel(
     """Cancel every message not yet sent."""
     if reason is None:  # checked here, not by click: one line, like every other input error
         raise InputError("--reason", "is required (why, for the audit trail)")
-    why = parse_reason(reason) or ""
+    why = reason_flag(reason) or ""
     enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
@@ -367,7 +367,7 @@ def pause(app: App, enrollment_id: int | None, external_id: str | None, reason: 
     enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.pause(
-            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
         )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
@@ -383,7 +383,7 @@ def resume(
     enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -405,7 +405,7 @@ def reschedule(
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = parse_reason(reason)
+    why = reason_flag(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -419,13 +419,5 @@ def reschedule(
     )
 
 
-def parse_reason(reason: str | None) -> str | None:
-    """A --reason as the audit trail keeps it: spaces collapsed, none empty or too long."""
-    if reason is None:
-        return None
-    cleaned = " ".join(reason.split())
-    if not cleaned:
-        raise InputError("--reason", "is empty")
-    if len(cleaned) > 500:
-        raise InputError("--reason", "is longer than 500 characters")
-    return cleaned
+def reason_flag(reason: str | None) -> str | None:
+    return None if reason is None else parse_flag("--reason", parse_reason, reason)
