@@ -58,6 +58,7 @@ class Settings:
     sms_daily_cap: int = 1
     sms_weekly_cap: int = 3
     log_format: str = "text"
+    log_level: str = "info"
     public_url: str | None = None
     secret_key: str | None = None
     # Intake from hospital systems: the zone of times sent without an offset (and of the
@@ -73,6 +74,9 @@ class Settings:
     escalate_after: timedelta = timedelta(minutes=30)
     oncall_phone: str | None = None
     oncall_email: str | None = None
+    # Settings that were malformed and left at their defaults: only when loaded for
+    # `aftercare doctor`, which reports them among its other checks instead of stopping.
+    problems: tuple[str, ...] = ()
     # The staff console: sign-ins end after this long without a request, and after the lifetime
     # whatever happens; the first admin is made from these on a database with no staff.
     session_idle: timedelta = timedelta(minutes=15)
@@ -85,11 +89,12 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from ``environ`` (default: the process environment)."""
-    env = _Env(os.environ if environ is None else environ)
+def load_settings(environ: Mapping[str, str] | None = None, lenient: bool = False) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment). A bad value
+    raises SettingsError; with ``lenient`` it is listed in ``problems`` and left at its default."""
+    env = _Env(os.environ if environ is None else environ, lenient)
     defaults = Settings()
-    return Settings(
+    settings = Settings(
         database_url=env.get("AFTERCARE_DATABASE_URL", _database_url) or defaults.database_url,
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
@@ -111,6 +116,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
         sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
+        log_level=env.get("AFTERCARE_LOG_LEVEL", _log_level) or defaults.log_level,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
         facility_timezone=env.get("AFTERCARE_FACILITY_TIMEZONE", parse_timezone),
@@ -128,22 +134,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
         admin_password=env.get("AFTERCARE_ADMIN_PASSWORD", _non_empty),
     )
+    return replace(settings, problems=tuple(env.problems))
 
 
 class _Env:
     """Looks a setting up (directly or through ``NAME_FILE``) and parses it."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], lenient: bool = False) -> None:
         self._environ = environ
+        self._lenient = lenient
+        self.problems: list[str] = []
 
     def get(self, name: str, parse: Any, default: Any = None) -> Any:
-        raw = self._raw(name)
-        if raw is None:
-            return default
         try:
-            return parse(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}: {exc}") from None
+            raw = self._raw(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+        except SettingsError as exc:
+            if not self._lenient:
+                raise
+            self.problems.append(str(exc))
+            return default
 
     def _raw(self, name: str) -> str | None:
         if self._environ.get(name, "").strip():
@@ -299,6 +314,14 @@ def _log_format(raw: str) -> str:
     if raw not in {"text", "json"}:
         raise ValueError(f"expected 'text' or 'json', got {raw!r}")
     return raw
+
+
+def _log_level(raw: str) -> str:
+    from aftercare.logs import LEVELS
+
+    if raw.lower() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {raw!r}")
+    return raw.lower()
 
 
 def _span(raw: str) -> timedelta:

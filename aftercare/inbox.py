@@ -36,8 +36,11 @@ ANSWERS: dict[Answer, dict[str, str]] = {
         "es": "No recibirá más mensajes de {clinic}. Responda START para volver a recibirlos.",
     },
     Answer.STARTED: {
-        "en": "{clinic}: you will get your aftercare texts again. Reply STOP to end.",
-        "es": "{clinic}: volverá a recibir sus mensajes de cuidados. Responda STOP para salir.",
+        # What START does and does not do: texts missed while opted out are not re-sent.
+        "en": "{clinic}: your next aftercare texts will come as planned; the ones missed while "
+        "you were opted out will not be re-sent. Reply STOP to end.",
+        "es": "{clinic}: sus próximos mensajes llegarán como previsto; los que perdió "
+        "mientras estaba dado de baja no se reenviarán. Responda STOP para salir.",
     },
     Answer.HELP: {
         "en": "{clinic} aftercare reminders. Questions: call {phone}. "

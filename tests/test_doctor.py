@@ -41,6 +41,7 @@ def ready(fake_twilio, relay):
             database_url=database_url,
             smtp_url=relay.url,
             email_from="care@clinic.example.org",
+            staff_email="nurses@clinic.example.org",
             public_url="https://care.clinic.example.org",
             secret_key=SECRET_KEY,
             oncall_phone="+13125550100",
@@ -230,7 +231,7 @@ def test_json_lists_every_check(sqlite_url, ready, relay):
 
 
 def test_urgent_replies_that_can_reach_nobody_fail(sqlite_url, ready):
-    result = doctor(ready(sqlite_url, oncall_phone=None, twilio_auth_token=None))
+    result = doctor(ready(sqlite_url, oncall_phone=None, twilio_auth_token=None, staff_email=None))
     assert result.exit_code == 1
     status, detail = lines(result)["urgent"]
     assert status == "FAIL" and detail.startswith("urgent replies reach nobody")
@@ -243,5 +244,5 @@ def test_a_staff_email_without_on_call_warns_that_nothing_is_escalated(sqlite_ur
 
 
 def test_an_on_call_phone_with_the_sms_channel_is_a_route(sqlite_url, ready):
-    status, detail = lines(doctor(ready(sqlite_url)))["urgent"]
+    status, detail = lines(doctor(ready(sqlite_url, staff_email=None)))["urgent"]
     assert (status, detail) == ("ok", "reach AFTERCARE_ONCALL_PHONE; escalated after 30m")

@@ -14,7 +14,6 @@ import smtplib
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,8 +89,10 @@ def doctor(app: App, as_json: bool) -> None:
 
 
 def check_settings(app: App) -> Check:
-    """Bad values stop the program before any command runs, so here they are all valid."""
+    """Bad values stop every other command before it runs; here they are listed instead."""
     settings = app.settings
+    if settings.problems:
+        return Check("settings", FAIL, "; ".join(settings.problems))
     given = [name for key, name in OPTIONAL.items() if getattr(settings, key) is not None]
     unset = [name for name in OPTIONAL.values() if name not in given]
     detail = f"all valid; set: {', '.join(given) or 'none'}; not set: {', '.join(unset) or 'none'}"
@@ -102,14 +103,17 @@ def check_settings(app: App) -> Check:
 
 def check_database(app: App) -> Check:
     url = db.normalise_url(app.settings.database_url)
-    where = url.render_as_string(hide_password=True)
     upgrade = "run 'aftercare db upgrade'"
-    if url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url.database):
-        return Check("database", FAIL, f"{where}: no database file yet; {upgrade}")
     options: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = {"connect_timeout": int(TIMEOUT)}
     engine = db.make_engine(app.settings.database_url, **options)
+    where = db.where(engine)  # the file itself: a relative URL depends on the current folder
+    path = db.sqlite_file(engine)
+    if path is not None and not path.is_file():
+        # Connecting would create the file: a check must not leave an empty database behind.
+        engine.dispose()
+        return Check("database", FAIL, f"{where}: no database file yet; {upgrade}")
     try:
         current = db.current_revision(engine)
     except SQLAlchemyError as exc:
@@ -132,11 +136,6 @@ def _known_revisions() -> set[str]:
     config = Config()
     config.set_main_option("script_location", str(db.migrations_dir()))
     return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-
-
-def _sqlite_file_exists(database: str | None) -> bool:
-    # Connecting would create the file: a check must not leave an empty database behind.
-    return database in (None, "", ":memory:") or Path(database).expanduser().is_file()
 
 
 def check_timelines(app: App) -> Check:

@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
@@ -60,7 +61,7 @@ def run(
     metrics_host: str,
 ) -> None:
     """Send reminders when they are due: the daemon."""
-    logs.configure(app.settings.log_format)
+    logs.configure(app.settings.log_format, app.settings.log_level)
     sessions = app.sessions
     channels = _channels(app, dry_run)
     single = app.engine.dialect.name == "sqlite"
@@ -86,10 +87,14 @@ def run(
                 dispatcher.close()
             click.echo(_summary(tally))
             return
-        daemon = Daemon(dispatcher, poll=poll, single=single)
+        database = app.engine.url.database if single else None
+        watched = Path(database).resolve() if database and database != ":memory:" else None
+        daemon = Daemon(dispatcher, poll=poll, single=single, database_file=watched)
         if metrics_port is not None:
             stack.enter_context(_metrics_server(daemon, metrics_host, metrics_port))
         daemon.run()
+        if daemon.database_lost:
+            raise AftercareError(f"database: {watched} was deleted while the daemon ran")
 
 
 def _metrics_server(daemon: Daemon, host: str, port: int) -> MetricsServer:

@@ -59,7 +59,13 @@ def _forward_statement(new: MessageStatus) -> Any:
     below = [status for status, rank in _RANK.items() if rank < _RANK[new]]
     return (
         update(_message)
-        .where(_message.c.provider_id == bindparam("sid"), _message.c.status.in_(below))
+        # Receipts are Twilio's, so about texts only: an email's Message-ID posted as a SID
+        # must not mark that email failed.
+        .where(
+            _message.c.provider_id == bindparam("sid"),
+            _message.c.channel == ChannelName.SMS,
+            _message.c.status.in_(below),
+        )
         .values(
             status=new,
             updated_at=bindparam("now", type_=_message.c.updated_at.type),
@@ -77,6 +83,7 @@ _IN_FLIGHT = (
     select(_message.c.id)
     .where(
         _message.c.id == bindparam("id"),
+        _message.c.channel == ChannelName.SMS,
         _message.c.status == MessageStatus.SENDING,
         _message.c.provider_id.is_(None),
     )
