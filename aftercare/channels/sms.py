@@ -1,37 +1,43 @@
 """The SMS channel: Twilio's Messages API through the official twilio SDK.
 
 ``AFTERCARE_TWILIO_API_URL`` (default ``https://api.twilio.com``) is applied by the SDK's own
-extension point, a custom ``http_client``: :class:`TwilioTransport` rewrites the API's prefix in
-every URL the SDK builds (paging links included), so tests and proxies get the real SDK's requests.
+extension point, a custom ``http_client``, which rewrites the API's prefix in every URL the SDK
+builds (paging links included), so tests and proxies get the real SDK's requests.
 
 The sender is ``TWILIO_MESSAGING_SERVICE_SID`` when set (Twilio picks a number from the service's
 pool and applies its opt-out handling), otherwise ``TWILIO_FROM_NUMBER``.
 
-Each sending thread has its own SDK client and HTTP session, which keeps its connection to Twilio
-alive between messages; the SDK's exceptions drop the response headers, so the thread's own
-transport is where a 429's ``Retry-After`` is read.
+Sends come from many threads at once (``AFTERCARE_SMS_CONCURRENCY``); their requests run on one
+event loop with one pool of keep-alive connections (twilio_loop.py says why). Twilio answers 429
+(20429) when an account has too many requests in flight: :class:`Throttle` then halves how many
+this channel lets through and grows it back one at a time, and the refused text is tried again
+after the wait Twilio asked for, a few times, before it goes back to the outbox as a retry.
+``AFTERCARE_SMS_RATE`` is held by :class:`RateLimit`, whatever the concurrency.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import ssl
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
-import requests
-import urllib3.exceptions
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from aftercare.channels.base import ChannelError, Outgoing, Receipt
+from aftercare.channels.twilio_loop import CallFailed, TwilioLoop
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
+
+T = TypeVar("T")
 
 TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
@@ -40,13 +46,20 @@ CLOCK_SKEW = timedelta(minutes=10)
 LOOKUP_LIMIT = 1000  # texts to one number looked at by find_sent, newest first
 # Message ids whose last attempt may have reached Twilio without us knowing (bounded memory).
 _UNSURE_LIMIT = 10_000
+# A text Twilio refused with 429 is tried again this many times (after the wait it asked for, or
+# THROTTLED_WAIT) before it goes back to the outbox as a retry.
+THROTTLED_TRIES = 3
+THROTTLED_WAIT = 1.0  # seconds, when Twilio did not say (Retry-After)
+THROTTLED_LONGEST_WAIT = 30.0
+THROTTLED_CODES = {"429", "20429"}
 
 
 # --- the SDK's HTTP client ---------------------------------------------------------------------
 
 
 class TwilioTransport(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
-    """The SDK's requests-based client, sending to ``base_url`` instead of api.twilio.com.
+    """The SDK's requests-based client, sending to ``base_url`` instead of api.twilio.com: for
+    one-off calls (``aftercare doctor``); the channel sends through :class:`TwilioLoop`.
 
     Not for sharing between threads: it remembers the last response it received.
     """
@@ -101,18 +114,20 @@ class SmsChannel:
             raise SettingsError(
                 "the sms channel needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"
             )
-        self.account_sid = settings.twilio_account_sid
-        self._auth_token = settings.twilio_auth_token
-        self.api_url = settings.twilio_api_url
         self.service_sid = settings.twilio_messaging_service_sid
         self.from_number = None if self.service_sid else settings.twilio_from_number
-        self.timeout = timeout
-        self.limiter: TokenBucket | None = None
+        self.limiter: RateLimit | None = None
         if settings.sms_rate:
-            self.limiter = TokenBucket(settings.sms_rate, sleep=sleep, clock=clock)
-        self._now = now
-        self._local = threading.local()
-        self._transports: list[TwilioTransport] = []
+            self.limiter = RateLimit(settings.sms_rate, sleep=sleep, clock=clock)
+        self.throttle = Throttle(settings.sms_concurrency)
+        self._sleep, self._now = sleep, now
+        self._twilio = TwilioLoop(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_api_url,
+            timeout,
+            connections=settings.sms_concurrency,
+        )
         self._unsure: OrderedDict[int, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -122,20 +137,35 @@ class SmsChannel:
             if found is not None:
                 self._settle(message.message_id)
                 return found
-        if self.limiter is not None:
-            self.limiter.acquire()
         fields: dict[str, Any] = {"to": message.to, "body": message.text, **self._sender()}
         if message.status_callback:
             fields["status_callback"] = message.status_callback
-        try:
-            record = self._client().messages.create(**fields)
-        except _SDK_ERRORS as exc:
-            error = self._error(exc)
-            if not _never_sent(exc):
-                self._mark_unsure(message.message_id)
-            raise error from None  # `from None`: the SDK's own text repeats the number
-        self._settle(message.message_id)
-        return Receipt(provider_id=record.sid, provider_status=record.status)
+        for tries_left in range(THROTTLED_TRIES, -1, -1):
+            try:
+                with self.throttle:
+                    if self.limiter is not None:
+                        self.limiter.acquire()
+                    record = self._call(self._twilio.client.messages.create_async(**fields))
+            except CallFailed as failed:
+                error = classify(failed.error, failed.headers)
+                if not _never_sent(failed.error):
+                    self._mark_unsure(message.message_id)
+                if not (error.code in THROTTLED_CODES and self._waited_out(error, tries_left)):
+                    raise error from None  # `from None`: the SDK's own text repeats the number
+                continue
+            self.throttle.speed_up()
+            self._settle(message.message_id)
+            return Receipt(provider_id=record.sid, provider_status=record.status)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _waited_out(self, error: ChannelError, tries_left: int) -> bool:
+        """Twilio said too many requests: fewer at once from now on, and, if this text has
+        tries left, wait as long as Twilio asked (True: try again)."""
+        self.throttle.slow_down()
+        if not tries_left:
+            return False
+        self._sleep(min(error.retry_after or THROTTLED_WAIT, THROTTLED_LONGEST_WAIT))
+        return True
 
     def find_sent(self, message: Outgoing) -> Receipt | None:
         """Twilio's record of ``message``: to the same number, from our sender, with the same
@@ -147,41 +177,38 @@ class SmsChannel:
         """
         first = message.first_attempt_at or self._now() - timedelta(days=1)
         since = (first if first.tzinfo else first.replace(tzinfo=UTC)) - CLOCK_SKEW
-        sender = {"from_": self.from_number} if self.from_number else {}
         try:
-            records = self._client().messages.stream(
-                to=message.to, **sender, page_size=100, limit=LOOKUP_LIMIT
-            )
-            found = next((r for r in records if self._is_ours(r, message.text, since)), None)
-        except _SDK_ERRORS as exc:
+            found = self._call(self._find(message, since))
+        except CallFailed as failed:
             self._mark_unsure(message.message_id)  # still unknown: the next send looks again
-            raise self._error(exc) from None
+            raise classify(failed.error, failed.headers) from None
         if found is None:
             return None
         return Receipt(provider_id=found.sid, provider_status=found.status)
 
+    async def _find(self, message: Outgoing, since: datetime) -> Any:
+        sender = {"from_": self.from_number} if self.from_number else {}
+        records = await self._twilio.client.messages.stream_async(
+            to=message.to, **sender, page_size=100, limit=LOOKUP_LIMIT
+        )
+        async for record in records:
+            if self._is_ours(record, message.text, since):
+                return record
+        return None
+
     def close(self) -> None:
-        with self._lock:
-            transports, self._transports = self._transports, []
-        for transport in transports:
-            transport.close()
+        self._twilio.close()
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            transport = TwilioTransport(self.api_url, self.timeout)
-            # A non-empty `environment` keeps the SDK from reading os.environ (TWILIO_EDGE and
-            # TWILIO_REGION there would move requests to other hosts).
-            environment = {"TWILIO_ACCOUNT_SID": self.account_sid}
-            client = Client(
-                self.account_sid, self._auth_token, http_client=transport, environment=environment
-            )
-            self._local.client, self._local.transport = client, transport
-            with self._lock:
-                self._transports.append(transport)
-        return client
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """On the loop; anything but the SDK's errors (a bug) goes on as it is."""
+        try:
+            return self._twilio.call(coroutine)
+        except CallFailed as failed:
+            if not isinstance(failed.error, _SDK_ERRORS):
+                raise failed.error from None
+            raise
 
     def _sender(self) -> dict[str, str]:
         if self.service_sid:
@@ -196,10 +223,6 @@ class SmsChannel:
         if self.service_sid:
             return bool(record.messaging_service_sid == self.service_sid)
         return bool(record.from_ == self.from_number)
-
-    def _error(self, exc: Exception) -> ChannelError:
-        transport: TwilioTransport | None = getattr(self._local, "transport", None)
-        return classify(exc, transport.last_headers if transport is not None else {})
 
     # A create can fail after its request reached Twilio (a read timeout, a lost connection, a
     # 5xx from a proxy): the text may have gone out. The next send of that message looks in
@@ -250,8 +273,9 @@ TWILIO_CODES: dict[int, tuple[bool, str]] = {
     30003: (False, "handset unreachable"),
 }
 OPT_OUT_CODES = {21610}
-# What the SDK raises about talking to Twilio; anything else is a bug and propagates.
-_SDK_ERRORS = (TwilioException, requests.RequestException, json.JSONDecodeError)
+# What the SDK raises about talking to Twilio; anything else is a bug and propagates. aiohttp's
+# timeouts are TimeoutErrors.
+_SDK_ERRORS = (TwilioException, aiohttp.ClientError, TimeoutError, json.JSONDecodeError)
 # Without a known code, the HTTP status decides: these are about us or about Twilio, not about
 # the message.
 _TRANSIENT_STATUSES = {401, 403, 404, 408, 409, 425, 429}
@@ -264,9 +288,9 @@ def classify(exc: Exception, headers: Mapping[str, str] | None = None) -> Channe
     page: Any = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
     if hasattr(page, "status_code"):  # a list page's error: the SDK keeps only the response
         return _api_error(int(page.status_code), _body_code(page.text), headers or {})
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, TimeoutError):
         return ChannelError("Twilio did not answer in time", permanent=False, code="timeout")
-    if isinstance(exc, requests.RequestException):
+    if isinstance(exc, aiohttp.ClientError):
         what = f"connection to Twilio failed ({_reason(exc)})"
         return ChannelError(what, permanent=False, code="connection")
     # A 2xx answer that is not Twilio's JSON (a proxy's page, say), or not the JSON expected.
@@ -325,64 +349,93 @@ def _never_sent(exc: Exception) -> bool:
     """The request cannot have reached Twilio (or Twilio refused it on purpose)."""
     if isinstance(exc, TwilioRestException | TwilioServiceException):
         return int(exc.status) < 500  # Twilio answered; a 4xx is a decision, not an accident
-    return isinstance(exc, requests.ConnectTimeout) or isinstance(
-        _root(exc), urllib3.exceptions.NewConnectionError
-    )
-
-
-def _root(exc: Exception) -> BaseException:
-    """What urllib3 said under requests' wrapper (a MaxRetryError and its reason)."""
-    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    reason = getattr(inner, "reason", None)
-    return reason if isinstance(reason, BaseException) else inner
+    # No connection was made: refused, unreachable, or no answer to the connect.
+    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
 
 
 def _reason(exc: Exception) -> str:
     """A short cause, without the URL or anything a proxy might have said."""
-    root = _root(exc)
-    if isinstance(root, urllib3.exceptions.NewConnectionError):
-        return "refused or unreachable"
-    if isinstance(root, urllib3.exceptions.SSLError):
+    if isinstance(exc, aiohttp.ClientSSLError) or isinstance(exc.__cause__, ssl.SSLError):
         return "TLS"
-    if isinstance(root, urllib3.exceptions.ProtocolError | ConnectionError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "refused or unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return "connection closed"
-    return type(root).__name__
+    return type(exc).__name__
 
 
-# --- rate limit --------------------------------------------------------------------------------
+# --- rate limit and throttle ------------------------------------------------------------------
 
 
-class TokenBucket:
-    """At most ``rate`` acquisitions a second on average, with bursts of up to ``burst``
-    (default: one second's worth, at least one). ``acquire`` blocks until its turn; threads
-    take turns in the order they asked."""
+class RateLimit:
+    """At most ``rate`` requests in any one second (``rate`` < 1: one in every 1/rate seconds),
+    measured where Twilio measures it: a sliding window, not a bucket, whose refill would let a
+    second burst into the same second. ``acquire`` blocks until its turn; threads take turns in
+    the order they asked, each reserving its own slot.
+
+    ALLOWANCE is added to the window for the time between a slot and its request reaching
+    Twilio: thread switches and the loop can delay one request more than the next.
+    """
+
+    ALLOWANCE = 0.05  # seconds
 
     def __init__(
         self,
         rate: float,
         *,
-        burst: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be greater than 0, got {rate}")
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.per_window = max(1, math.floor(rate))
+        self.window = max(1.0, 1 / rate) + self.ALLOWANCE
         self._sleep, self._clock = sleep, clock
-        self._tokens = self.capacity
-        self._updated = clock()
+        self._slots: deque[float] = deque(maxlen=self.per_window)
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Take one token, waiting for it if need be; returns the seconds waited."""
+        """Take the next slot, waiting for it if need be; returns the seconds waited."""
         with self._lock:
             now = self._clock()
-            elapsed = max(now - self._updated, 0.0)
-            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
-            self._updated = now
-            self._tokens -= 1  # reserved now, even if it only becomes ours after the wait
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            at = now
+            if len(self._slots) == self.per_window:
+                at = max(now, self._slots[0] + self.window)
+            self._slots.append(at)  # reserved now, even if it only comes after the wait
+        wait = at - now
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+class Throttle:
+    """How many requests may be at Twilio at once: ``ceiling`` at first, halved by each 429
+    (Twilio's "too many concurrent requests"), grown back by one for every ``limit``
+    answers that were not (additive increase, multiplicative decrease, as TCP does)."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.limit = float(ceiling)
+        self.in_flight = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_flight < int(self.limit))
+            self.in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            self._changed.notify()
+
+    def slow_down(self) -> None:
+        with self._changed:
+            self.limit = max(1.0, self.limit / 2)
+
+    def speed_up(self) -> None:
+        with self._changed:
+            grown = min(float(self.ceiling), self.limit + 1 / self.limit)
+            if int(grown) > int(self.limit):
+                self._changed.notify()
+            self.limit = grown
