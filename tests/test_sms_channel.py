@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 
 from aftercare.channels.base import ChannelError, Outgoing
-from aftercare.channels.sms import (
-    THROTTLED_TRIES,
-    RateLimit,
-    SmsChannel,
-    TwilioTransport,
-    retry_after_seconds,
-)
+from aftercare.channels.ratelimit import RateLimit
+from aftercare.channels.sms import THROTTLED_TRIES, SmsChannel
+from aftercare.channels.twilio_http import TwilioTransport, retry_after_seconds
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
 from tests.fakes.twilio import FakeTwilio, busiest_second

@@ -1,45 +1,33 @@
 """The SMS channel: Twilio's Messages API through the official twilio SDK.
 
-``AFTERCARE_TWILIO_API_URL`` (default ``https://api.twilio.com``) is applied by the SDK's own
-extension point, a custom ``http_client``, which rewrites the API's prefix in every URL the SDK
-builds (paging links included), so tests and proxies get the real SDK's requests.
-
 The sender is ``TWILIO_MESSAGING_SERVICE_SID`` when set (Twilio picks a number from the service's
 pool and applies its opt-out handling), otherwise ``TWILIO_FROM_NUMBER``.
 
 Sends come from many threads at once (``AFTERCARE_SMS_CONCURRENCY``); their requests run on one
 event loop with one pool of keep-alive connections (twilio_loop.py says why). Twilio answers 429
-(20429) when an account has too many requests in flight: :class:`Throttle` then halves how many
-this channel lets through and grows it back one at a time, and the refused text is tried again
-after the wait Twilio asked for, a few times, before it goes back to the outbox as a retry.
-``AFTERCARE_SMS_RATE`` is held by :class:`RateLimit`, whatever the concurrency.
+(20429) when an account has too many requests in flight: the channel's :class:`Throttle` then
+halves how many it lets through and grows that back one at a time, and the refused text is tried
+again after the wait Twilio asked for, a few times, before it goes back to the outbox as a
+retry. ``AFTERCARE_SMS_RATE`` is held by :class:`RateLimit`, whatever the concurrency.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import ssl
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-import aiohttp
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-
 from aftercare.channels.base import ChannelError, Outgoing, Receipt
+from aftercare.channels.ratelimit import RateLimit, Throttle
+from aftercare.channels.twilio_http import SDK_ERRORS, classify, never_sent
 from aftercare.channels.twilio_loop import CallFailed, TwilioLoop
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
 
 T = TypeVar("T")
-
-TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
 # Our clock and Twilio's may disagree; records this much older than the first attempt still count.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -52,48 +40,6 @@ THROTTLED_TRIES = 3
 THROTTLED_WAIT = 1.0  # seconds, when Twilio did not say (Retry-After)
 THROTTLED_LONGEST_WAIT = 30.0
 THROTTLED_CODES = {"429", "20429"}
-
-
-# --- the SDK's HTTP client ---------------------------------------------------------------------
-
-
-class TwilioTransport(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
-    """The SDK's requests-based client, sending to ``base_url`` instead of api.twilio.com: for
-    one-off calls (``aftercare doctor``); the channel sends through :class:`TwilioLoop`.
-
-    Not for sharing between threads: it remembers the last response it received.
-    """
-
-    def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__(pool_connections=True, timeout=timeout)
-        self.base_url = base_url.rstrip("/")
-        self.last_headers: Mapping[str, str] = {}  # of the last response (case-insensitive)
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        self.last_headers = {}
-        response = super().request(method, self._rewrite(url), *args, **kwargs)
-        self.last_headers = response.headers or {}
-        return response
-
-    def _rewrite(self, url: str) -> str:
-        if not url.startswith(TWILIO_API_URL + "/"):
-            # Never let a request slip past AFTERCARE_TWILIO_API_URL (to real Twilio from a test).
-            raise ValueError(f"unexpected Twilio URL {url.split('?')[0]!r}")
-        return self.base_url + url[len(TWILIO_API_URL) :]
-
-    # The SDK logs every request's query string (the patient's number, in list filters) at INFO.
-    def log_request(self, kwargs: Any) -> None:
-        return None
-
-    def log_response(self, status_code: int, response: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-
-
-# --- the channel -------------------------------------------------------------------------------
 
 
 class SmsChannel:
@@ -148,7 +94,7 @@ class SmsChannel:
                     record = self._call(self._twilio.client.messages.create_async(**fields))
             except CallFailed as failed:
                 error = classify(failed.error, failed.headers)
-                if not _never_sent(failed.error):
+                if not never_sent(failed.error):
                     self._mark_unsure(message.message_id)
                 if not (error.code in THROTTLED_CODES and self._waited_out(error, tries_left)):
                     raise error from None  # `from None`: the SDK's own text repeats the number
@@ -206,7 +152,7 @@ class SmsChannel:
         try:
             return self._twilio.call(coroutine)
         except CallFailed as failed:
-            if not isinstance(failed.error, _SDK_ERRORS):
+            if not isinstance(failed.error, SDK_ERRORS):
                 raise failed.error from None
             raise
 
@@ -241,201 +187,3 @@ class SmsChannel:
     def _settle(self, message_id: int) -> None:
         with self._lock:
             self._unsure.pop(message_id, None)
-
-
-# --- errors ------------------------------------------------------------------------------------
-# Permanent: this message can never go out as it is. Transient: it may later. Errors about our
-# own account and settings are transient on purpose, as in the email channel: they are the same
-# for every message, and the fix is the operator's. Failing each message for good would throw
-# away every patient's reminders in the hours before someone notices; retrying keeps them until
-# they expire, and the code on the rows ("20003") says what is wrong.
-
-# code -> (permanent, what happened)
-TWILIO_CODES: dict[int, tuple[bool, str]] = {
-    21211: (True, "invalid 'To' number"),
-    21408: (True, "sending to this region is not enabled on the account"),
-    21602: (True, "empty message body"),
-    21606: (True, "the sender cannot send to this destination"),
-    21610: (True, "recipient has opted out"),
-    21612: (True, "Twilio cannot route to this number"),
-    21614: (True, "'To' number cannot receive SMS"),
-    21617: (True, "message body too long"),
-    30004: (True, "message blocked by the recipient"),
-    30005: (True, "unknown destination handset"),
-    30006: (True, "landline or unreachable carrier"),
-    30007: (True, "filtered by the carrier"),
-    20003: (False, "Twilio refused the credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"),
-    20404: (False, "Twilio does not know this account or resource (TWILIO_ACCOUNT_SID)"),
-    20429: (False, "Twilio asked us to slow down"),
-    21212: (False, "TWILIO_FROM_NUMBER is not a valid number"),
-    21611: (False, "the sender's queue at Twilio is full"),
-    30001: (False, "queue overflow at Twilio"),
-    30003: (False, "handset unreachable"),
-}
-OPT_OUT_CODES = {21610}
-# What the SDK raises about talking to Twilio; anything else is a bug and propagates. aiohttp's
-# timeouts are TimeoutErrors.
-_SDK_ERRORS = (TwilioException, aiohttp.ClientError, TimeoutError, json.JSONDecodeError)
-# Without a known code, the HTTP status decides: these are about us or about Twilio, not about
-# the message.
-_TRANSIENT_STATUSES = {401, 403, 404, 408, 409, 425, 429}
-
-
-def classify(exc: Exception, headers: Mapping[str, str] | None = None) -> ChannelError:
-    """The ChannelError for one of ``_SDK_ERRORS``; ``headers``: the response's, if any."""
-    if isinstance(exc, TwilioRestException | TwilioServiceException):
-        return _api_error(int(exc.status), _int(exc.code), headers or {})
-    page: Any = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
-    if hasattr(page, "status_code"):  # a list page's error: the SDK keeps only the response
-        return _api_error(int(page.status_code), _body_code(page.text), headers or {})
-    if isinstance(exc, TimeoutError):
-        return ChannelError("Twilio did not answer in time", permanent=False, code="timeout")
-    if isinstance(exc, aiohttp.ClientError):
-        what = f"connection to Twilio failed ({_reason(exc)})"
-        return ChannelError(what, permanent=False, code="connection")
-    # A 2xx answer that is not Twilio's JSON (a proxy's page, say), or not the JSON expected.
-    return ChannelError("unreadable answer from Twilio", permanent=False, code="response")
-
-
-def _api_error(status: int, code: int | None, headers: Mapping[str, str]) -> ChannelError:
-    retry_after = retry_after_seconds(headers.get("Retry-After"))
-    known = TWILIO_CODES.get(code) if code is not None else None
-    if known is not None:
-        permanent, what = known
-    else:
-        permanent = 400 <= status < 500 and status not in _TRANSIENT_STATUSES
-        what = "Twilio refused the message" if permanent else "Twilio could not take it now"
-    label = str(code if code is not None else status)
-    return ChannelError(
-        f"{what} (HTTP {status}, code {label})",
-        permanent=permanent,
-        code=label,
-        retry_after=retry_after,
-        opt_out=code in OPT_OUT_CODES,
-    )
-
-
-def retry_after_seconds(raw: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: either form of RFC 9110 (seconds, or an HTTP date)."""
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def _body_code(text: str) -> int | None:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    return _int(body.get("code")) if isinstance(body, dict) else None
-
-
-def _int(code: object) -> int | None:
-    try:
-        return int(str(code))
-    except ValueError:
-        return None
-
-
-def _never_sent(exc: Exception) -> bool:
-    """The request cannot have reached Twilio (or Twilio refused it on purpose)."""
-    if isinstance(exc, TwilioRestException | TwilioServiceException):
-        return int(exc.status) < 500  # Twilio answered; a 4xx is a decision, not an accident
-    # No connection was made: refused, unreachable, or no answer to the connect.
-    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-
-
-def _reason(exc: Exception) -> str:
-    """A short cause, without the URL or anything a proxy might have said."""
-    if isinstance(exc, aiohttp.ClientSSLError) or isinstance(exc.__cause__, ssl.SSLError):
-        return "TLS"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "refused or unreachable"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return "connection closed"
-    return type(exc).__name__
-
-
-# --- rate limit and throttle ------------------------------------------------------------------
-
-
-class RateLimit:
-    """At most ``rate`` requests in any one second (``rate`` < 1: one in every 1/rate seconds),
-    measured where Twilio measures it: a sliding window, not a bucket, whose refill would let a
-    second burst into the same second. ``acquire`` blocks until its turn; threads take turns in
-    the order they asked, each reserving its own slot.
-
-    ALLOWANCE is added to the window for the time between a slot and its request reaching
-    Twilio: thread switches and the loop can delay one request more than the next.
-    """
-
-    ALLOWANCE = 0.05  # seconds
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be greater than 0, got {rate}")
-        self.per_window = max(1, math.floor(rate))
-        self.window = max(1.0, 1 / rate) + self.ALLOWANCE
-        self._sleep, self._clock = sleep, clock
-        self._slots: deque[float] = deque(maxlen=self.per_window)
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take the next slot, waiting for it if need be; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            at = now
-            if len(self._slots) == self.per_window:
-                at = max(now, self._slots[0] + self.window)
-            self._slots.append(at)  # reserved now, even if it only comes after the wait
-        wait = at - now
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-
-class Throttle:
-    """How many requests may be at Twilio at once: ``ceiling`` at first, halved by each 429
-    (Twilio's "too many concurrent requests"), grown back by one for every ``limit``
-    answers that were not (additive increase, multiplicative decrease, as TCP does)."""
-
-    def __init__(self, ceiling: int) -> None:
-        self.ceiling = ceiling
-        self.limit = float(ceiling)
-        self.in_flight = 0
-        self._changed = threading.Condition()
-
-    def __enter__(self) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._changed:
-            self.in_flight -= 1
-            self._changed.notify()
-
-    def slow_down(self) -> None:
-        with self._changed:
-            self.limit = max(1.0, self.limit / 2)
-
-    def speed_up(self) -> None:
-        with self._changed:
-            grown = min(float(self.ceiling), self.limit + 1 / self.limit)
-            if int(grown) > int(self.limit):
-                self._changed.notify()
-            self.limit = grown
