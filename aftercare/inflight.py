@@ -77,6 +77,10 @@ class Pipeline(Generic[C, R]):
             for _ in range(in_flight):  # after an error only: see the module's docstring
                 outcomes.get()
 
+    def map(self, send: Callable[[C], R], items: Sequence[C]) -> list[R]:
+        """Every item sent on the pool at once, the outcomes in order."""
+        return list(self._pool.map(send, items))
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
