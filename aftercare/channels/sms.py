@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -88,9 +89,7 @@ class SmsChannel:
             fields["status_callback"] = message.status_callback
         for tries_left in range(THROTTLED_TRIES, -1, -1):
             try:
-                with self.throttle:
-                    if self.limiter is not None:
-                        self.limiter.acquire()
+                with self.throttle, self._rate_slot():
                     record = self._call(self._twilio.client.messages.create_async(**fields))
             except CallFailed as failed:
                 error = classify(failed.error, failed.headers)
@@ -155,6 +154,9 @@ class SmsChannel:
             if not isinstance(failed.error, SDK_ERRORS):
                 raise failed.error from None
             raise
+
+    def _rate_slot(self) -> AbstractContextManager[object]:
+        return self.limiter.slot() if self.limiter is not None else nullcontext()
 
     def _sender(self) -> dict[str, str]:
         if self.service_sid:
