@@ -12,6 +12,7 @@ next batch is claimed and the last ones are recorded.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -79,8 +80,14 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.clinic = Clinic(settings.clinic_name, settings.clinic_phone)
         self.stopping = threading.Event()
-        senders = self.options.senders or settings.sms_concurrency
-        shape = Shape(senders, self.options.batch_size, self.options.record_every)
+        senders, batch = self.options.senders or settings.sms_concurrency, self.options.batch_size
+        if settings.sms_rate:
+            # Claimed texts wait in the pipeline for their turn at the rate: hold no more than
+            # a minute's worth, far inside the lease, after which another dispatcher would
+            # take them over while they still wait here.
+            most = max(1, math.ceil(settings.sms_rate * RATE_QUEUE.total_seconds()))
+            senders, batch = min(senders, most), min(batch, most)
+        shape = Shape(senders, batch, self.options.record_every)
         self._pipeline: Pipeline[claims.Claim, Result] = Pipeline(shape)
 
     def close(self) -> None:
@@ -133,7 +140,12 @@ class Dispatcher:
             now = self.clock.now()
             with transaction(self.sessions) as session:
                 batch = claims.claim_stale(
-                    session, self.channels, now, self.worker, stale_before, self.options.batch_size
+                    session,
+                    self.channels,
+                    now,
+                    self.worker,
+                    stale_before,
+                    self._pipeline.shape.batch_size,
                 )
             if not batch:
                 break
@@ -278,6 +290,9 @@ class Dispatcher:
         return f"{base}/unsubscribe/{make_token(secret, claim.patient_id, 'email')}"
 
 
+# At most this long's worth of texts at AFTERCARE_SMS_RATE is claimed ahead (twice: in flight and
+# one batch queued).
+RATE_QUEUE = timedelta(seconds=30)
 # Waits between attempts to record a batch: doubling from the first, never longer than the max.
 RECORD_RETRY_FIRST = 0.1  # seconds
 RECORD_RETRY_MAX = 5.0

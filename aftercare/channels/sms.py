@@ -39,7 +39,9 @@ _UNSURE_LIMIT = 10_000
 # THROTTLED_WAIT) before it goes back to the outbox as a retry.
 THROTTLED_TRIES = 3
 THROTTLED_WAIT = 1.0  # seconds, when Twilio did not say (Retry-After)
-THROTTLED_LONGEST_WAIT = 30.0
+# A longer Retry-After sends the text back to the outbox (due again then) instead of holding a
+# sending thread for minutes.
+THROTTLED_LONGEST_WAIT = 5.0
 THROTTLED_CODES = {"429", "20429"}
 
 
@@ -105,11 +107,12 @@ class SmsChannel:
 
     def _waited_out(self, error: ChannelError, tries_left: int) -> bool:
         """Twilio said too many requests: fewer at once from now on, and, if this text has
-        tries left, wait as long as Twilio asked (True: try again)."""
+        tries left and Twilio asked for a short wait, wait it out here (True: try again)."""
         self.throttle.slow_down()
-        if not tries_left:
+        wait = error.retry_after if error.retry_after is not None else THROTTLED_WAIT
+        if not tries_left or wait > THROTTLED_LONGEST_WAIT:
             return False
-        self._sleep(min(error.retry_after or THROTTLED_WAIT, THROTTLED_LONGEST_WAIT))
+        self._sleep(wait)
         return True
 
     def find_sent(self, message: Outgoing) -> Receipt | None:
