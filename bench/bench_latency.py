@@ -301,33 +301,24 @@ def peer(latency_ms: float, count: int, threads: int = PEER_THREADS) -> dict[str
     }
 
 
-def bare_sdk(latency_ms: float, count: int, threads: int) -> dict[str, Any]:
-    """The SDK with the SMS channel's transport from ``threads`` threads, no database."""
-    from aftercare.channels.base import Outgoing
-    from aftercare.channels.sms import SmsChannel
-
+def bare_sdk(latency_ms: float, count: int, threads: int, client: str) -> dict[str, Any]:
+    """Texts created from ``threads`` threads with no database, through ``client``: "channel"
+    (the SMS channel itself: the SDK's async API on its one loop) or "requests" (the SDK's usual
+    requests-based client, one per thread, as the peer has it)."""
     with fake_twilio(latency_ms) as fake:
-        settings = Settings(
-            twilio_account_sid=fake.account_sid,
-            twilio_auth_token=fake.auth_token,
-            twilio_from_number=fake.from_number,
-            twilio_api_url=fake.url,
-        )
-        channel = SmsChannel(settings)
-        texts = [
-            Outgoing(i, "sms", f"+1202555{i % 10_000:04d}", f"text {i} " + "x" * 110, "en")
-            for i in range(count)
-        ]
+        send, close = _bare_sender(fake, client)
+        texts = [(f"+1202555{i % 10_000:04d}", f"text {i} " + "x" * 110) for i in range(count)]
         started, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(channel.send, texts))
+            list(pool.map(lambda text: send(*text), texts))
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-        channel.close()
+        close()
         check_once(fake, count)
         arrivals = [at for at, _ in fake.arrivals()]
     return {
         "messages": count,
         "threads": threads,
+        "client": client,
         "seconds": seconds,
         "per_second": count / seconds,
         "cpu_per_1000": cpu_seconds / count * 1000,
@@ -335,6 +326,31 @@ def bare_sdk(latency_ms: float, count: int, threads: int) -> dict[str, Any]:
         "duplicates": 0,
         **lag_ms(arrivals),
     }
+
+
+def _bare_sender(fake: Fake, client: str) -> tuple[Any, Any]:
+    if client == "channel":
+        from aftercare.channels.base import Outgoing
+        from aftercare.channels.sms import SmsChannel
+
+        channel = SmsChannel(
+            Settings(
+                twilio_account_sid=fake.account_sid,
+                twilio_auth_token=fake.auth_token,
+                twilio_from_number=fake.from_number,
+                twilio_api_url=fake.url,
+            )
+        )
+        ids = iter(range(1, 10**9))
+
+        def via_channel(to: str, body: str) -> None:
+            channel.send(Outgoing(next(ids), "sms", to, body, "en"))
+
+        return via_channel, channel.close
+    from bench.bench_peer import FakeApi, close_sms, configure_sms, send_sms
+
+    configure_sms(FakeApi(fake.url, fake.account_sid, fake.auth_token, fake.from_number))
+    return send_sms, close_sms
 
 
 def _peak_rss_mb() -> float:
@@ -475,9 +491,7 @@ def _say(text: str) -> None:
 
 def concurrency() -> int:
     """How many sends aftercare keeps in flight by default (the bare SDK gets as many)."""
-    from aftercare.dispatch import DispatchOptions
-
-    return DispatchOptions().senders
+    return Settings().sms_concurrency
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -489,16 +503,15 @@ def run(quick: bool) -> dict[str, Any]:
     for latency, count in ((150, slow), (1, fast)):
         r[f"aftercare_{latency}"] = _in_subprocess("aftercare", latency_ms=latency, count=count)
         r[f"peer_{latency}"] = _in_subprocess("peer", latency_ms=latency, count=count)
-        r[f"bare_{latency}"] = _in_subprocess(
-            "bare_sdk", latency_ms=latency, count=count, threads=threads
-        )
+        for client in ("channel", "requests"):
+            r[f"bare_{client}_{latency}"] = _in_subprocess(
+                "bare_sdk", latency_ms=latency, count=count, threads=threads, client=client
+            )
     for processes in (1, 2):
         r[f"pg_{processes}"] = _in_subprocess(
             "aftercare", latency_ms=150, count=pg, backend="postgresql", processes=processes
         )
-    r["rate"] = _in_subprocess(
-        "rate_limit", rate=10, count=50 // (scale if quick else 1), latency_ms=1
-    )
+    r["rate"] = _in_subprocess("rate_limit", rate=10, count=50, latency_ms=1)
     r["idle"] = _in_subprocess("idle_lag", latency_ms=150, messages=100 // scale, spread=10.0)
     r["memory"] = _in_subprocess(
         "memory_pending", pending=1_000_000 // scale, due_now=2_000, latency_ms=150
@@ -516,11 +529,13 @@ def table(r: dict[str, Any]) -> str:
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for latency in (150, 1):
-        ours, theirs, bare = (r[f"{k}_{latency}"] for k in ("aftercare", "peer", "bare"))
+        ours, theirs = r[f"aftercare_{latency}"], r[f"peer_{latency}"]
+        bare, usual = r[f"bare_channel_{latency}"], r[f"bare_requests_{latency}"]
         for label, x in (
-            ("aftercare `run --once`, SQLite", ours),
-            (f"APScheduler 3, job per reminder, {theirs['threads']} threads", theirs),
-            (f"bare SDK + the channel's client, {bare['threads']} threads, no database", bare),
+            ("aftercare `run --once`, SQLite, defaults", ours),
+            (f"APScheduler 3, a job per reminder, {theirs['threads']} threads", theirs),
+            (f"bare SDK, the channel's client, {bare['threads']} threads, no database", bare),
+            (f"bare SDK, its usual requests client, {usual['threads']} threads", usual),
         ):
             lines.append(
                 f"| {latency} ms | {label} | {x['messages']:,} | **{x['per_second']:,.0f}** "
