@@ -13,9 +13,7 @@ retry. ``AFTERCARE_SMS_RATE`` is held by :class:`RateLimit`, whatever the concur
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -23,18 +21,17 @@ from typing import Any, TypeVar
 
 from aftercare.channels.base import ChannelError, Outgoing, Receipt
 from aftercare.channels.ratelimit import RateLimit, Throttle
-from aftercare.channels.twilio_http import SDK_ERRORS, classify, never_sent
+from aftercare.channels.twilio_http import SDK_ERRORS, classify
 from aftercare.channels.twilio_loop import CallFailed, TwilioLoop
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
+from aftercare.statuses import ChannelName
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
 # Our clock and Twilio's may disagree; records this much older than the first attempt still count.
 CLOCK_SKEW = timedelta(minutes=10)
 LOOKUP_LIMIT = 1000  # texts to one number looked at by find_sent, newest first
-# Message ids whose last attempt may have reached Twilio without us knowing (bounded memory).
-_UNSURE_LIMIT = 10_000
 # A text Twilio refused with 429 is tried again this many times (after the wait it asked for, or
 # THROTTLED_WAIT) before it goes back to the outbox as a retry.
 THROTTLED_TRIES = 3
@@ -46,7 +43,7 @@ THROTTLED_CODES = {"429", "20429"}
 
 
 class SmsChannel:
-    name = "sms"
+    name: str = ChannelName.SMS
 
     def __init__(
         self,
@@ -77,15 +74,12 @@ class SmsChannel:
             timeout,
             connections=settings.sms_concurrency,
         )
-        self._unsure: OrderedDict[int, None] = OrderedDict()
-        self._lock = threading.Lock()
 
     def send(self, message: Outgoing) -> Receipt:
-        if self._is_unsure(message.message_id):
-            found = self.find_sent(message)
-            if found is not None:
-                self._settle(message.message_id)
-                return found
+        """Send ``message`` now. Whether an earlier attempt may already have gone out is the
+        dispatcher's question (it calls :meth:`find_sent` first for every retry), not this
+        method's: one place looks, so a retry makes one list call. A 429 is tried again here:
+        Twilio refused it, so nothing went out."""
         fields: dict[str, Any] = {"to": message.to, "body": message.text, **self._sender()}
         if message.status_callback:
             fields["status_callback"] = message.status_callback
@@ -95,13 +89,10 @@ class SmsChannel:
                     record = self._call(self._twilio.client.messages.create_async(**fields))
             except CallFailed as failed:
                 error = classify(failed.error, failed.headers)
-                if not never_sent(failed.error):
-                    self._mark_unsure(message.message_id)
                 if not (error.code in THROTTLED_CODES and self._waited_out(error, tries_left)):
                     raise error from None  # `from None`: the SDK's own text repeats the number
                 continue
             self.throttle.speed_up()
-            self._settle(message.message_id)
             return Receipt(provider_id=record.sid, provider_status=record.status)
         raise AssertionError("unreachable: the last try returns or raises")
 
@@ -128,7 +119,6 @@ class SmsChannel:
         try:
             found = self._call(self._find(message, since))
         except CallFailed as failed:
-            self._mark_unsure(message.message_id)  # still unknown: the next send looks again
             raise classify(failed.error, failed.headers) from None
         if found is None:
             return None
@@ -174,21 +164,3 @@ class SmsChannel:
         if self.service_sid:
             return bool(record.messaging_service_sid == self.service_sid)
         return bool(record.from_ == self.from_number)
-
-    # A create can fail after its request reached Twilio (a read timeout, a lost connection, a
-    # 5xx from a proxy): the text may have gone out. The next send of that message looks in
-    # Twilio's list first, so a retry from this process never texts the patient twice.
-    def _mark_unsure(self, message_id: int) -> None:
-        with self._lock:
-            self._unsure[message_id] = None
-            self._unsure.move_to_end(message_id)
-            while len(self._unsure) > _UNSURE_LIMIT:
-                self._unsure.popitem(last=False)
-
-    def _is_unsure(self, message_id: int) -> bool:
-        with self._lock:
-            return message_id in self._unsure
-
-    def _settle(self, message_id: int) -> None:
-        with self._lock:
-            self._unsure.pop(message_id, None)

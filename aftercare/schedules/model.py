@@ -8,8 +8,9 @@ from datetime import timedelta
 from functools import cached_property
 
 from aftercare.schedules.timeexpr import OnDay, When
+from aftercare.statuses import ChannelName
 
-CHANNELS = ("sms", "email")
+CHANNELS = (ChannelName.SMS, ChannelName.EMAIL)
 DEFAULT_EXPIRES = timedelta(hours=12)
 # What the database holds: procedure and step names in 64 characters, the version in a 32-bit
 # integer. A file past these would load, then fail every enrollment with a database error.
