@@ -497,7 +497,7 @@ def concurrency() -> int:
 def run(quick: bool) -> dict[str, Any]:
     """Every measurement once; the sides of each comparison one after the other."""
     scale = 5 if quick else 1
-    slow, fast, pg = 1_500 // scale, 3_000 // scale, 3_000 // scale
+    slow, fast, pg = 1_500 // scale, 3_000 // scale, 6_000 // scale
     threads = concurrency()
     r: dict[str, Any] = {"concurrency": threads}
     for latency, count in ((150, slow), (1, fast)):
