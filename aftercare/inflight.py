@@ -5,8 +5,9 @@ One thread (the caller's) claims and records; a pool of ``concurrency`` threads 
 batch is claimed while the senders still have half a batch queued, so they never drain, and
 outcomes are recorded in batches as they come back (every ``record_every`` results, or after
 ``record_after`` seconds at the latest, or when nothing is left in flight), each batch in one
-transaction. Memory is bounded: fewer than ``concurrency`` + 1.5 × ``batch_size`` claims are held,
-and at most ``record_every`` outcomes (plus those that came back meanwhile) wait to be recorded.
+transaction. Memory is bounded: fewer than ``concurrency`` plus one and a half batches of claims
+are held, and at most ``record_every`` outcomes (plus those that came back meanwhile) wait to be
+recorded.
 
 If claiming or recording raises, the sends already in flight are waited for before the error
 goes on: a pass that has returned has nothing in flight, which is what lets the next pass
