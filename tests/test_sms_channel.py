@@ -519,7 +519,7 @@ def test_no_second_at_twilio_holds_more_texts_than_the_rate_from_many_threads(
         list(pool.map(channel.send, messages))
 
     assert len(fake_twilio.messages) == 25
-    assert busiest_second(fake_twilio.arrivals, fake_twilio.from_number) == 10
+    assert busiest_second(fake_twilio.creates, fake_twilio.from_number) == 10
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -23,7 +23,7 @@ has the message, the client has not heard so yet).
 ``latency_ms`` (``--latency-ms``) makes every request take that long, as Twilio's API does from a
 data centre (about 100-300 ms): half of it before the request is handled (the way there), half
 before the answer is written (the way back). Each connection has its own thread, so many slow
-requests overlap and the fake is not the bottleneck. ``arrivals`` (or ``GET /fake/creates.json``
+requests overlap and the fake is not the bottleneck. ``creates`` (or ``GET /fake/creates.json``
 in a standalone fake) holds when each create request arrived and from which sender: a rate limit
 is checked against it.
 
@@ -230,12 +230,12 @@ class FakeTwilio:
             return Counter(self._requests)
 
     @property
-    def arrivals(self) -> list[Arrival]:
+    def creates(self) -> list[Arrival]:
         """Every create request that arrived (accepted, refused or faulted), in arrival order."""
         with self._lock:
             return list(self._arrivals)
 
-    def arrive(self, form: dict[str, str]) -> None:
+    def note_create(self, form: dict[str, str]) -> None:
         sender = form.get("MessagingServiceSid") or form.get("From") or ""
         with self._lock:
             self._arrivals.append(Arrival(time.time(), sender))
@@ -596,12 +596,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(401, error.body(), headers)
             return
         if method == "GET" and parts.path == ARRIVALS_PATH:
-            arrivals = [{"at": a.at, "sender": a.sender} for a in fake.arrivals]
+            arrivals = [{"at": a.at, "sender": a.sender} for a in fake.creates]
             self._reply(200, {"creates": arrivals})
             return
         route = _route(method, parts.path)
         if route is not None and route[0] == "create":
-            fake.arrive(form)
+            fake.note_create(form)
         if fake.on_request is not None:
             fake.on_request(route[0] if route else "not found")
         time.sleep(fake.latency / 2)  # the way there; the way back is in _reply
