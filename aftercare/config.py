@@ -54,6 +54,9 @@ class Settings:
     # Texts in flight at once. At Twilio's 100-300 ms a request, 64 reach 200-400 a second, and
     # stay under the 100 concurrent requests an account may have before Twilio answers 429.
     sms_concurrency: int = 64
+    # Per number, across enrollments (TCPA health-care exemption); 0 switches a cap off.
+    sms_daily_cap: int = 1
+    sms_weekly_cap: int = 3
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
@@ -86,6 +89,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
         sms_concurrency=env.get("AFTERCARE_SMS_CONCURRENCY", _concurrency)
         or defaults.sms_concurrency,
+        sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
+        sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
@@ -154,6 +159,13 @@ def _secret(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters long")
     return raw
+
+
+def _count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"expected a whole number, 0 or more, got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(raw: str) -> int:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from aftercare.errors import InputError
+from aftercare.identity import identity_key
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Timeline
 from aftercare.validation import (
@@ -54,15 +55,14 @@ class EnrollmentRequest:
     language: str
     channels: tuple[str, ...]
     external_id: str | None
+    # False when staff left the language out and the timeline's default was taken: a patient
+    # on file then keeps their own.
+    language_given: bool = True
 
     @property
-    def identity(self) -> tuple[str, ...]:
-        """Who the patient is, for idempotency: the MRN if staff gave one."""
-        return identity(self.external_id, self.phone, self.first_name)
-
-
-def identity(external_id: str | None, phone: str, first_name: str) -> tuple[str, ...]:
-    return ("mrn", external_id) if external_id else ("phone", phone, first_name)
+    def identity(self) -> str:
+        """Who the patient is (:func:`aftercare.identity.identity_key`): the MRN if given."""
+        return identity_key(self.external_id, self.phone, self.first_name)
 
 
 def parse_request(
@@ -102,6 +102,7 @@ def parse_request(
         external_id=_field("external_id", parse_external_id, values)
         if values.get("external_id")
         else None,
+        language_given=bool(values.get("language")),
     )
 
 

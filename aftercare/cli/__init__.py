@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aftercare.cli import (
     audit,
+    contact,
     db,
     demo,
     doctor,
@@ -45,6 +46,7 @@ for command in (
     stats.stats_command,
 ):
     cli.add_command(command)
+patients.patients_group.add_command(contact.patients_edit)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import lifecycle
-from aftercare.store.enrollments import enroll_many
+from aftercare.store.enrollments import Enrolled, Refused, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
@@ -66,27 +66,53 @@ LIST_COLUMNS = [
 @click.option(
     "--external-id", metavar="MRN", help="The clinic's patient id; makes enrolling idempotent."
 )
+@click.option(
+    "--reschedule",
+    is_flag=True,
+    help="If the patient is enrolled in this procedure already, move it to this discharge time.",
+)
 @json_option
 @pass_app
-def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
+def enroll(app: App, /, as_json: bool, reschedule: bool, **fields: Any) -> None:
     """Enroll one patient at discharge and plan their reminders."""
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
     except InputError as exc:
-        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+        raise as_flag(exc) from None
     with transaction(app.sessions) as session:
         (result,) = enroll_many(session, [request], app.settings, now, app.actor)
+        moved = isinstance(result, Refused)
+        if isinstance(result, Refused):
+            if not (reschedule and result.error.field == "discharged_at"):
+                raise as_flag(result.error)
+            lifecycle.reschedule(
+                session,
+                result.enrollment_id,
+                request.discharged_at,
+                app.catalog,
+                app.settings,
+                app.actor,
+                now,
+                "enroll --reschedule",
+            )
         summary = views.show_enrollment(session, result.enrollment_id)
-    summary["created"] = result.created
+    summary["created"] = isinstance(result, Enrolled) and result.created
+    summary["rescheduled"] = moved
     if as_json:
         print_json(summary)
         return
-    verb = "enrolled" if result.created else "already enrolled (nothing changed)"
+    verb = "enrolled" if summary["created"] else "already enrolled (nothing changed)"
     click.echo(
-        f"{verb}: id {summary['id']}, {request.timeline.name}, {len(summary['messages'])} messages"
+        f"{'rescheduled' if moved else verb}: id {summary['id']}, {request.timeline.name}, "
+        f"{len(summary['messages'])} messages"
     )
     _print_messages(summary["messages"])
+
+
+def as_flag(error: InputError) -> InputError:
+    """The error with its field named as the flag staff typed."""
+    return InputError(FLAGS.get(error.field, error.field), error.problem)
 
 
 def _print_messages(messages: list[dict[str, Any]]) -> None:
@@ -286,7 +312,7 @@ def _print_replies(data: dict[str, Any]) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    why = _reason(reason) or ""
+    why = parse_reason(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
@@ -299,7 +325,9 @@ def cancel(app: App, enrollment_id: int, reason: str) -> None:
 def pause(app: App, enrollment_id: int, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
     with transaction(app.sessions) as session:
-        count = lifecycle.pause(session, enrollment_id, _reason(reason), app.actor, app.clock.now())
+        count = lifecycle.pause(
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+        )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
 
@@ -311,7 +339,7 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, _reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -326,7 +354,7 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = _reason(reason)
+    why = parse_reason(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -340,7 +368,8 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     )
 
 
-def _reason(reason: str | None) -> str | None:
+def parse_reason(reason: str | None) -> str | None:
+    """A --reason as the audit trail keeps it: spaces collapsed, none empty or too long."""
     if reason is None:
         return None
     cleaned = " ".join(reason.split())
