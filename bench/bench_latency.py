@@ -171,13 +171,7 @@ class Usage:
 
 def run_once(url: str, fake: Fake, extra: dict[str, str], processes: int = 1) -> list[Usage]:
     """``aftercare run --once`` in ``processes`` processes at once; each one's own usage."""
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AFTERCARE_DATABASE_URL": url,
-        "AFTERCARE_QUIET_HOURS": "off",
-        **fake.environ(),
-        **extra,
-    }
+    environment = {**_daemon_environ(url, fake), **extra}
     command = [sys.executable, "-m", "aftercare", "run", "--once"]
     started = time.perf_counter()
     children = [
@@ -209,6 +203,19 @@ def run_once(url: str, fake: Fake, extra: dict[str, str], processes: int = 1) ->
             )
         )
     return usages
+
+
+def _daemon_environ(url: str, fake: Fake) -> dict[str, str]:
+    """The README's defaults, but for quiet hours and the per-number caps (one text a number a
+    day): every text here is made due at once, and the caps would hold most of them back."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AFTERCARE_DATABASE_URL": url,
+        "AFTERCARE_QUIET_HOURS": "off",
+        "AFTERCARE_SMS_DAILY_CAP": "0",
+        "AFTERCARE_SMS_WEEKLY_CAP": "0",
+        **fake.environ(),
+    }
 
 
 def _drain(child: subprocess.Popen[str]) -> threading.Thread:
@@ -393,12 +400,7 @@ def idle_lag(latency_ms: float, messages: int, spread: float) -> dict[str, Any]:
         due = {i: start + timedelta(seconds=rng.uniform(0, spread)) for i in range(1, 1 + messages)}
         _set_due(url, due)
         with fake_twilio(latency_ms) as fake:
-            environment = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "AFTERCARE_DATABASE_URL": url,
-                "AFTERCARE_QUIET_HOURS": "off",
-                **fake.environ(),
-            }
+            environment = _daemon_environ(url, fake)
             command = [sys.executable, "-m", "aftercare", "run", "--poll", "30"]
             daemon = subprocess.Popen(command, env=environment, cwd=ROOT, stderr=subprocess.DEVNULL)
             deadline = time.time() + spread + 40
