@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from aftercare.channels.base import ChannelError, Outgoing
-from aftercare.channels.ratelimit import RateLimit
+from aftercare.channels.ratelimit import RateLimit, Throttle
 from aftercare.channels.sms import THROTTLED_TRIES, SmsChannel
 from aftercare.channels.twilio_http import TwilioTransport, retry_after_seconds
 from aftercare.config import Settings
@@ -236,7 +236,24 @@ def test_a_429_halves_the_requests_in_flight_and_each_text_still_arrives_once(
 
     assert sorted(m.body for m in fake_twilio.messages) == sorted(m.text for m in messages)
     assert fake_twilio.requests["create"] == 43
-    assert 8 <= channel.throttle.limit < 16  # one cut for the burst, grown back a little since
+    assert channel.throttle.limit < 16
+
+
+def test_the_throttle_cuts_once_for_a_burst_and_grows_back_by_one_a_window() -> None:
+    throttle = Throttle(16)
+    for _ in range(3):  # three 429s before any answer since the first: one burst
+        throttle.slow_down()
+    cut = throttle.limit
+    for _ in range(10):  # more than a window of answers at the new limit
+        with throttle:
+            pass
+        throttle.speed_up()
+    grown = throttle.limit
+    throttle.slow_down()  # a 429 after a whole window: a new burst
+
+    assert cut == 8
+    assert 9 < grown < 10  # about one more for a window of answers
+    assert throttle.limit == grown / 2
 
 
 def test_a_server_error_is_transient(
