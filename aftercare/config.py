@@ -11,13 +11,14 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aftercare.errors import SettingsError
 from aftercare.smtpurl import parse_smtp_url
+from aftercare.validation import parse_timezone
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Settings:
     schedules_dir: Path | None = None
     clinic_name: str = "Spine Care Clinic"
     clinic_phone: str = "+1 555 010 0199"
+    # The zone the console's enroll form starts with; each patient still has their own.
+    clinic_timezone: str = "America/New_York"
     quiet_hours: QuietHours | None = field(
         default_factory=lambda: QuietHours(time(21, 0), time(8, 0))
     )
@@ -60,6 +63,12 @@ class Settings:
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
+    # The staff console: sign-ins end after this long without a request, and after the lifetime
+    # whatever happens; the first admin is made from these on a database with no staff.
+    session_idle: timedelta = timedelta(minutes=15)
+    session_lifetime: timedelta = timedelta(hours=12)
+    admin_email: str | None = None
+    admin_password: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied; ``None`` means "flag not given"."""
@@ -75,6 +84,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
         clinic_phone=env.get("AFTERCARE_CLINIC_PHONE", _non_empty) or defaults.clinic_phone,
+        clinic_timezone=env.get("AFTERCARE_CLINIC_TIMEZONE", parse_timezone)
+        or defaults.clinic_timezone,
         quiet_hours=env.get("AFTERCARE_QUIET_HOURS", parse_quiet_hours, defaults.quiet_hours),
         max_attempts=env.get("AFTERCARE_MAX_ATTEMPTS", _positive_int) or defaults.max_attempts,
         retry_backoff=env.get("AFTERCARE_RETRY_BACKOFF", _positive_float) or defaults.retry_backoff,
@@ -94,6 +105,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
+        session_idle=env.get("AFTERCARE_SESSION_IDLE", _span) or defaults.session_idle,
+        session_lifetime=env.get("AFTERCARE_SESSION_LIFETIME", _span) or defaults.session_lifetime,
+        admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
+        admin_password=env.get("AFTERCARE_ADMIN_PASSWORD", _non_empty),
     )
 
 
@@ -257,3 +272,12 @@ def _log_format(raw: str) -> str:
     if raw not in {"text", "json"}:
         raise ValueError(f"expected 'text' or 'json', got {raw!r}")
     return raw
+
+
+def _span(raw: str) -> timedelta:
+    from aftercare.schedules.timeexpr import parse_duration
+
+    span = parse_duration(raw)
+    if span <= timedelta(0):
+        raise ValueError(f"must be longer than 0, got {raw!r}")
+    return span

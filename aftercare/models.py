@@ -241,3 +241,77 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Staff(Base):
+    """A console account. The password is kept only as an argon2 hash."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lower case
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # A base32 TOTP secret once two-factor sign-in is set up; None before.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The time step of the last code accepted: each code signs in once (RFC 6238, 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed sign-ins since the last successful one: past a few, sign-in is slowed down.
+    failed_signins: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignIn(Base):
+    """A console session, kept on the server so that signing out and the idle timeout are the
+    server's decision: the browser's cookie holds only a random token whose hash is here."""
+
+    __tablename__ = "signin"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class SigninThrottle(Base):
+    """Failed sign-ins from one source address (any account, or none): past a few, slowed."""
+
+    __tablename__ = "signin_throttle"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsoleSetting(Base):
+    """A switch an admin sets in the console (such as requiring two-factor sign-in for all)."""
+
+    __tablename__ = "console_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class HandledItem(Base):
+    """A delivery failure or an opt-out that staff dealt with: who, when, and their note.
+    (Replies carry their own handled mark.)"""
+
+    __tablename__ = "handled_item"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)  # message.id (failure) or suppression.id
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

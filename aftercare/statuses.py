@@ -1,4 +1,5 @@
-"""The states of enrollments and messages, and the kinds of replies: plain enums, no database."""
+"""The states of enrollments and messages, the kinds of replies and the roles of staff accounts:
+plain enums, no database."""
 
 from __future__ import annotations
 
@@ -70,6 +71,23 @@ class EventKind(StrEnum):
     REPLY_HANDLED = "reply_handled"
     STAFF_NOTIFIED = "staff_notified"
     STAFF_EMAIL_FAILED = "staff_email_failed"
+    # Staff accounts and the console (aftercare.accounts)
+    STAFF_ADDED = "staff_added"
+    STAFF_DISABLED = "staff_disabled"
+    STAFF_ENABLED = "staff_enabled"
+    ROLE_CHANGED = "role_changed"
+    PASSWORD_RESET = "password_reset"
+    TWO_FACTOR_ON = "two_factor_on"
+    TWO_FACTOR_OFF = "two_factor_off"
+    TWO_FACTOR_REQUIRED = "two_factor_required"
+    SIGNED_IN = "signed_in"
+    SIGNIN_FAILED = "signin_failed"
+    SIGNED_OUT = "signed_out"
+    FORBIDDEN = "forbidden"  # a signed-in account tried what its role may not do
+    VIEWED = "viewed"  # a patient's record (or a list of them) was looked at
+    # The console's worklist and roster
+    ITEM_HANDLED = "item_handled"  # a delivery failure or an opt-out dealt with
+    ROSTER_EXPORTED = "roster_exported"
 
 
 class Answer(StrEnum):
@@ -86,3 +104,20 @@ class ChannelName(StrEnum):
 
     SMS = "sms"
     EMAIL = "email"
+
+
+class StaffRole(StrEnum):
+    """What a console account may do; each role may also do everything of the roles before it."""
+
+    VIEWER = "viewer"  # reads
+    NURSE = "nurse"  # also enrolls, imports, edits, pauses, resumes, cancels, handles replies
+    ADMIN = "admin"  # also manages staff accounts
+
+
+class WorkItemKind(StrEnum):
+    """What a worklist item is about (urgent replies are listed first)."""
+
+    URGENT_REPLY = "urgent_reply"
+    REPLY = "reply"
+    FAILURE = "failure"
+    OPT_OUT = "opt_out"

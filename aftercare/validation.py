@@ -133,6 +133,19 @@ def parse_external_id(raw: str) -> str:
     return value
 
 
+REASON_MAX = 500
+
+
+def parse_reason(raw: str) -> str:
+    """Why staff did something (``--reason``, a console note): whitespace folded, 500 at most."""
+    cleaned = " ".join(raw.split())
+    if not cleaned:
+        raise ValueError("is empty")
+    if len(cleaned) > REASON_MAX:
+        raise ValueError(f"is longer than {REASON_MAX} characters")
+    return cleaned
+
+
 _zone_cache: frozenset[str] | None = None
 
 

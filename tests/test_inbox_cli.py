@@ -130,6 +130,17 @@ def test_done_takes_a_reply_out_of_the_inbox_and_records_who(run, app, ana, text
     assert "already handled" in run("inbox", "done", str(first)).output
 
 
+def test_done_keeps_the_note_in_the_event_and_refuses_an_empty_one(run, app, ana, texts):
+    texts("Can I shower?")
+    (reply,) = inbox_json(run)
+    empty = run("inbox", "done", str(reply["id"]), "--note", "  ")
+    assert empty.exit_code == 1 and "--note: is empty" in empty.output
+    assert run("inbox", "done", str(reply["id"]), "--note", "called  her").exit_code == 0
+    with app.sessions() as session:
+        (event,) = session.scalars(select(Event).where(Event.kind == "reply_handled")).all()
+    assert event.reason == "called her"
+
+
 def test_done_with_an_unknown_id_fails(run):
     result = run("inbox", "done", "999")
     assert result.exit_code == 1

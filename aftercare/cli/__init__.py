@@ -18,6 +18,7 @@ from aftercare.cli import (
     run,
     schedules,
     serve,
+    staff,
     stats,
 )
 from aftercare.cli.group import cli, fail
@@ -43,6 +44,7 @@ for command in (
     schedules.schedules_group,
     schedules.preview,
     serve.serve,
+    staff.staff_group,
     stats.stats_command,
 ):
     cli.add_command(command)

@@ -6,7 +6,7 @@ import click
 
 from aftercare.app import App
 from aftercare.cli.group import parse_flag, pass_app
-from aftercare.cli.patients import parse_reason
+from aftercare.cli.patients import reason_flag
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError
 from aftercare.store import lifecycle
@@ -38,7 +38,7 @@ def patients_edit(
     )
     if change == ContactChange():
         raise AftercareError("nothing to change: give --phone, --email or --language")
-    why = parse_reason(reason)
+    why = reason_flag(reason)
     with transaction(app.sessions) as session:
         patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id
         try:

@@ -16,6 +16,7 @@ import click
 
 from aftercare.app import App
 from aftercare.channels.registry import console_channels
+from aftercare.cli import demo_console
 from aftercare.cli.group import pass_app
 from aftercare.clock import ManualClock
 from aftercare.daemon import next_due
@@ -80,11 +81,21 @@ PAUSE = (2, timedelta(days=1), timedelta(days=4))
     type=click.Path(path_type=Path, dir_okay=False),
     help="Keep the demo database at this path instead of a temporary one.",
 )
+@click.option(
+    "--serve",
+    "serve_console",
+    is_flag=True,
+    help="Instead: sample patients with replies waiting, and the staff console to open them in.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @pass_app
-def demo(app: App, keep: Path | None) -> None:
+def demo(app: App, keep: Path | None, serve_console: bool, port: int) -> None:
     """Replay sample patients' six-week timelines on a simulated clock (console channel)."""
     with tempfile.TemporaryDirectory(prefix="aftercare-demo-") as folder:
         path = keep or Path(folder) / "demo.db"
+        if serve_console:
+            demo_console.serve(app, path, port)
+            return
         clock = ManualClock(app.clock.now())
         settings = app.settings.with_overrides(database_url=f"sqlite:///{path}")
         demo_app = App(settings, clock, "staff:demo")

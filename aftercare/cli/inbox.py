@@ -8,11 +8,12 @@ import click
 
 from aftercare.app import App
 from aftercare.cli import views
-from aftercare.cli.group import json_option, pass_app
+from aftercare.cli.group import json_option, parse_flag, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
 from aftercare.store import replies
 from aftercare.store.replies import WorklistRow
+from aftercare.validation import parse_reason
 
 COLUMNS = [
     ("id", "ID"),
@@ -51,11 +52,13 @@ def inbox_group(
 
 @inbox_group.command("done")
 @click.argument("reply_id", metavar="ID", type=int)
+@click.option("--note", help="What was done (called the patient ...), for the audit trail.")
 @pass_app
-def inbox_done(app: App, reply_id: int) -> None:
+def inbox_done(app: App, reply_id: int, note: str | None) -> None:
     """Mark a reply as dealt with: it leaves the inbox ('inbox --all' still lists it)."""
+    why = None if note is None else parse_flag("--note", parse_reason, note)
     with transaction(app.sessions) as session:
-        changed = replies.mark_handled(session, reply_id, app.actor, app.clock.now())
+        changed = replies.mark_handled(session, reply_id, app.actor, app.clock.now(), why)
     click.echo(f"reply {reply_id} {'marked as handled' if changed else 'was already handled'}")
 
 

@@ -24,7 +24,7 @@ from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import lifecycle
 from aftercare.store.enrollments import Enrolled, Refused, enroll_many
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
 FLAGS = {
@@ -312,7 +312,7 @@ def _print_replies(data: dict[str, Any]) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    why = parse_reason(reason) or ""
+    why = reason_flag(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
@@ -326,7 +326,7 @@ def pause(app: App, enrollment_id: int, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
     with transaction(app.sessions) as session:
         count = lifecycle.pause(
-            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
         )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
@@ -339,7 +339,7 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -354,7 +354,7 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = parse_reason(reason)
+    why = reason_flag(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -368,13 +368,5 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     )
 
 
-def parse_reason(reason: str | None) -> str | None:
-    """A --reason as the audit trail keeps it: spaces collapsed, none empty or too long."""
-    if reason is None:
-        return None
-    cleaned = " ".join(reason.split())
-    if not cleaned:
-        raise InputError("--reason", "is empty")
-    if len(cleaned) > 500:
-        raise InputError("--reason", "is longer than 500 characters")
-    return cleaned
+def reason_flag(reason: str | None) -> str | None:
+    return None if reason is None else parse_flag("--reason", parse_reason, reason)

@@ -14,8 +14,8 @@ from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.errors import InputError, ScheduleError
-from aftercare.planner import plan
-from aftercare.render import Recipient, render_message
+from aftercare.preview import preview as preview_messages
+from aftercare.render import Recipient
 from aftercare.schedules.lint import lint, name_notes
 from aftercare.schedules.load import load_timeline
 from aftercare.schedules.model import Repeat, Timeline
@@ -199,20 +199,10 @@ def preview(
     recipient = Recipient(
         parse_flag("--first-name", parse_first_name, first_name), zone_name, lang, when
     )
-    rows = []
-    for message in plan(timeline, zone_name, when, chosen, app.settings.quiet_hours):
-        rendered = render_message(
-            timeline,
-            timeline.step_by_id[message.step],
-            message.channel,
-            recipient,
-            app.clinic,
-            message.due_at,
-        )
-        rows.append(
-            views.planned_message(message, zone_name)
-            | {"subject": rendered.subject, "text": rendered.text}
-        )
+    rows = [
+        views.planned_message(m.planned, zone_name) | {"subject": m.subject, "text": m.text}
+        for m in preview_messages(timeline, recipient, chosen, app.clinic, app.settings.quiet_hours)
+    ]
     if as_json:
         print_json(rows)
         return

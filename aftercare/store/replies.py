@@ -228,8 +228,11 @@ def replay(session: Session, sid: str) -> ReplyOutcome | None:
 # --- staff ------------------------------------------------------------------------------------
 
 
-def mark_handled(session: Session, reply_id: int, actor: str, now: datetime) -> bool:
-    """Mark a reply as dealt with; False if it already was (nothing changes then)."""
+def mark_handled(
+    session: Session, reply_id: int, actor: str, now: datetime, note: str | None = None
+) -> bool:
+    """Mark a reply as dealt with, with staff's note (what they did) in the event; False if it
+    already was (nothing changes then)."""
     reply = session.get(Reply, reply_id, with_for_update=True)
     if reply is None:
         raise NotFoundError(f"id: no reply {reply_id}")
@@ -242,6 +245,7 @@ def mark_handled(session: Session, reply_id: int, actor: str, now: datetime) -> 
         actor,
         now,
         reply.enrollment_id,
+        reason=note,
         detail={"reply_id": reply_id},
     )
     return True

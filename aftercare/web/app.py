@@ -1,4 +1,5 @@
-"""``aftercare serve``: Twilio webhooks, one-click unsubscribe, health and metrics: one Flask app.
+"""``aftercare serve``: Twilio webhooks, one-click unsubscribe, health, metrics and the staff
+console: one Flask app.
 
 Every Twilio request must carry a valid ``X-Twilio-Signature`` computed over
 AFTERCARE_PUBLIC_URL + path (+ query) with the account's auth token; anything else gets 403 and
@@ -21,12 +22,16 @@ log = logging.getLogger("aftercare.web")
 
 def create_app(app: App) -> Flask:
     """The WSGI application; one per process, shared by the server's threads."""
+    # Imported here: the console's pages use the CLI's read functions, and the CLI imports
+    # this module (``aftercare serve``), so a module-level import would go round in a circle.
+    from aftercare.console import console_bp
+
     web = Flask("aftercare.web", static_folder=None)
     web.config.update(MAX_CONTENT_LENGTH=MAX_BODY, MAX_FORM_MEMORY_SIZE=MAX_BODY)
     web.url_map.strict_slashes = False
     web.extensions["aftercare"] = app
     web.extensions["aftercare.signatures"] = twilio.Signatures(app.settings)
-    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint):
+    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, console_bp):
         web.register_blueprint(blueprint)
     web.register_error_handler(HTTPException, _http_error)
     web.register_error_handler(Exception, _unhandled)
