@@ -108,15 +108,15 @@ POINTS_OF_THE_MATRIX = {
     "after the seventh text was accepted, one sender": Point(
         TEXTS, Kill("sms-send:after", 7), senders=1, texts_before=7
     ),
-    # Recording.
-    "after the batch is back from Twilio, before recording": Point(
-        TEXTS, Kill("record:before"), texts_before=20
-    ),
+    # Recording. Outcomes are recorded as they come back, at the latest half a second after the
+    # first of them: on a busy machine the first recording may hold only part of the cohort, so
+    # how many are out at these kills is not fixed.
+    "after the batch is back from Twilio, before recording": Point(TEXTS, Kill("record:before")),
     "during the recording transaction, before its commit": Point(
-        TEXTS, Kill("record:before-commit"), texts_before=20
+        TEXTS, Kill("record:before-commit")
     ),
     "during the recording of SMS and email, before its commit": Point(
-        BOTH, Kill("record:before-commit"), texts_before=10, emails_before=10
+        BOTH, Kill("record:before-commit")
     ),
     # Later batches. The second is claimed while the first is still being sent (the pipeline
     # keeps the senders busy), so how many texts are out at these kills depends on timing.
