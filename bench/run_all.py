@@ -26,6 +26,7 @@ BENCHMARKS = (
     "bench_callbacks",
     "bench_peer",
     "bench_latency",
+    "bench_hl7",
     "bench_soak",
 )
 OPTIONAL = {"bench_soak"}
