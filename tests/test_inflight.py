@@ -53,7 +53,8 @@ def test_every_claim_is_sent_once_and_recorded_once(pipeline: Pipeline[int, int]
 
     assert sorted(work.sent) == list(range(1_000))
     assert sorted(i for batch in work.recorded for i in batch) == list(range(1_000))
-    assert all(len(batch) <= 50 + 8 + 20 for batch in work.recorded)
+    # A recording waits for 50 outcomes, plus what came back with the 50th (all in flight).
+    assert all(len(batch) < 50 + 8 + 20 + 20 // 2 for batch in work.recorded)
 
 
 def test_sends_go_on_while_a_batch_is_being_recorded(pipeline: Pipeline[int, int]) -> None:
