@@ -72,6 +72,10 @@ class Settings:
     fhir_private_key: str | None = None
     fhir_key_id: str | None = None
     fhir_token_url: str | None = None
+    # Urgent alerts nobody acknowledged go to on-call after this, and again every period.
+    escalate_after: timedelta = timedelta(minutes=30)
+    oncall_phone: str | None = None
+    oncall_email: str | None = None
     # The staff console: sign-ins end after this long without a request, and after the lifetime
     # whatever happens; the first admin is made from these on a database with no staff.
     session_idle: timedelta = timedelta(minutes=15)
@@ -121,6 +125,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fhir_private_key=env.get("AFTERCARE_FHIR_PRIVATE_KEY", _pem_private_key),
         fhir_key_id=env.get("AFTERCARE_FHIR_KEY_ID", _non_empty),
         fhir_token_url=env.get("AFTERCARE_FHIR_TOKEN_URL", _http_url),
+        escalate_after=env.get("AFTERCARE_ESCALATE_AFTER", _duration) or defaults.escalate_after,
+        oncall_phone=env.get("AFTERCARE_ONCALL_PHONE", _e164),
+        oncall_email=env.get("AFTERCARE_ONCALL_EMAIL", _email),
         session_idle=env.get("AFTERCARE_SESSION_IDLE", _span) or defaults.session_idle,
         session_lifetime=env.get("AFTERCARE_SESSION_LIFETIME", _span) or defaults.session_lifetime,
         admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
@@ -244,6 +251,12 @@ def _e164(raw: str) -> str:
     from aftercare.validation import parse_phone
 
     return parse_phone(raw)
+
+
+def _duration(raw: str) -> timedelta:
+    from aftercare.schedules.timeexpr import parse_duration
+
+    return parse_duration(raw)
 
 
 def _email(raw: str) -> str:

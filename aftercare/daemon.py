@@ -25,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, first_line
 from aftercare.errors import AftercareError
+from aftercare.escalation import escalate_due
+from aftercare.silence import notice_silence
 from aftercare.store import claims, workers
 
 log = logging.getLogger("aftercare.daemon")
@@ -134,7 +136,8 @@ class Daemon:
 
 
 def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Counter[str]:
-    """Reconcile stale claims, then send everything due. When this is the only dispatcher
+    """Reconcile stale claims, send everything due, escalate urgent alerts nobody
+    acknowledged, and notice check-ins left unanswered. When this is the only dispatcher
     (SQLite, see :func:`sqlite_dispatch_lock`) any claim made before this process started is
     stale; otherwise a claim is stale when its lease has run out."""
     tally: Counter[str] = Counter()
@@ -143,6 +146,16 @@ def catch_up(dispatcher: Dispatcher, started_at: datetime, single: bool) -> Coun
     else:
         tally.update(dispatcher.reconcile())
     tally.update(dispatcher.dispatch_due())
+    tally["escalated"] += escalate_due(
+        dispatcher.sessions,
+        dispatcher.channels,
+        dispatcher.settings,
+        dispatcher.clock,
+        dispatcher.worker,
+    )
+    tally["no_answer"] += notice_silence(
+        dispatcher.sessions, dispatcher.catalog, dispatcher.clock, dispatcher.worker
+    )
     heartbeat(dispatcher, started_at)
     return tally
 

@@ -36,6 +36,7 @@ from aftercare.cli.output import print_json
 from aftercare.config import Settings
 from aftercare.errors import AftercareError
 from aftercare.schedules.lint import lint
+from aftercare.schedules.timeexpr import format_duration
 from aftercare.smtpurl import SmtpTarget, parse_smtp_url
 
 TIMEOUT = 5.0  # seconds, for every connection and reply: a doctor that hangs helps nobody
@@ -55,6 +56,8 @@ OPTIONAL = {
     "sms_rate": "AFTERCARE_SMS_RATE",
     "public_url": "AFTERCARE_PUBLIC_URL",
     "secret_key": "AFTERCARE_SECRET_KEY",
+    "oncall_phone": "AFTERCARE_ONCALL_PHONE",
+    "oncall_email": "AFTERCARE_ONCALL_EMAIL",
 }
 
 
@@ -284,6 +287,37 @@ def check_secret_key(app: App) -> Check:
     return Check("secret_key", WARN, detail)
 
 
+def check_urgent_routes(app: App) -> Check:
+    """An urgent reply must reach a person: staff email at once, or on-call when unacknowledged."""
+    settings = app.settings
+    missing = missing_settings(settings)
+    routes = [
+        name
+        for name, value, channel in (
+            ("AFTERCARE_STAFF_EMAIL", settings.staff_email, "email"),
+            ("AFTERCARE_ONCALL_EMAIL", settings.oncall_email, "email"),
+            ("AFTERCARE_ONCALL_PHONE", settings.oncall_phone, "sms"),
+        )
+        if value and not missing[channel]
+    ]
+    if not routes:
+        return Check(
+            "urgent",
+            FAIL,
+            "urgent replies reach nobody: set AFTERCARE_STAFF_EMAIL or AFTERCARE_ONCALL_EMAIL "
+            "(with the email channel) or AFTERCARE_ONCALL_PHONE (with the SMS channel)",
+        )
+    if not any(name.startswith("AFTERCARE_ONCALL") for name in routes):
+        return Check(
+            "urgent",
+            WARN,
+            "unacknowledged urgent alerts are never escalated: set AFTERCARE_ONCALL_PHONE "
+            "or AFTERCARE_ONCALL_EMAIL",
+        )
+    every = format_duration(settings.escalate_after)
+    return Check("urgent", OK, f"reach {', '.join(routes)}; escalated after {every}")
+
+
 CHECKS: tuple[Callable[[App], Check], ...] = (
     check_settings,
     check_database,
@@ -292,4 +326,5 @@ CHECKS: tuple[Callable[[App], Check], ...] = (
     check_smtp,
     check_public_url,
     check_secret_key,
+    check_urgent_routes,
 )

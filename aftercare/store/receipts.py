@@ -17,7 +17,8 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import EarlyReceipt, Enrollment, Message, Patient
-from aftercare.statuses import ChannelName, EventKind, MessageStatus
+from aftercare.statuses import AlertKind, ChannelName, EventKind, MessageStatus
+from aftercare.store import alerts
 from aftercare.store.events import record
 from aftercare.store.suppressions import suppress_address
 
@@ -161,6 +162,11 @@ def _move(
         reason=f"error {error_code}" if error_code else None,
         detail={"twilio_status": twilio_status},
     )
+    if new in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
+        reason = f"{new} (error {error_code})" if error_code else str(new)
+        cause = f"message:{moved.id}"
+        failure = alerts.message_alert(AlertKind.DELIVERY_FAILURE, cause, session, moved.id, reason)
+        alerts.open_alert(session, failure, "provider", now)
     if error_code in SUPPRESSING_CODES:
         phone = session.scalar(
             select(Patient.phone)
