@@ -54,6 +54,9 @@ class Settings:
     email_from: str | None = None
     staff_email: str | None = None
     sms_rate: float | None = None
+    # Texts in flight at once. At Twilio's 100-300 ms a request, 64 reach 200-400 a second, and
+    # stay under the 100 concurrent requests an account may have before Twilio answers 429.
+    sms_concurrency: int = 64
     # Per number, across enrollments (TCPA health-care exemption); 0 switches a cap off.
     sms_daily_cap: int = 1
     sms_weekly_cap: int = 3
@@ -113,6 +116,8 @@ def load_settings(environ: Mapping[str, str] | None = None, lenient: bool = Fals
         email_from=env.get("AFTERCARE_EMAIL_FROM", _email),
         staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
+        sms_concurrency=env.get("AFTERCARE_SMS_CONCURRENCY", _concurrency)
+        or defaults.sms_concurrency,
         sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
         sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
@@ -224,6 +229,16 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError(f"must be at least 1, got {value}")
     return value
+
+
+def _concurrency(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > MAX_CONCURRENCY:
+        raise ValueError(f"must be at most {MAX_CONCURRENCY}, got {value}")
+    return value
+
+
+MAX_CONCURRENCY = 1000  # a thread each; far beyond what one account may have in flight
 
 
 def _positive_float(raw: str) -> float:

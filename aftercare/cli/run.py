@@ -16,6 +16,7 @@ from aftercare.app import App
 from aftercare.channels.base import Channel
 from aftercare.channels.registry import console_channels, missing_settings, provider_channels
 from aftercare.cli.group import pass_app
+from aftercare.config import MAX_CONCURRENCY
 from aftercare.daemon import Daemon, catch_up, say_stopped, sqlite_dispatch_lock
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.errors import AftercareError
@@ -39,10 +40,8 @@ from aftercare.web.daemon_metrics import MetricsServer
 )
 @click.option(
     "--senders",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Concurrent provider calls.",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    help="Sends in flight at once (default: AFTERCARE_SMS_CONCURRENCY, 64).",
 )
 @click.option(
     "--metrics-port",
@@ -56,7 +55,7 @@ def run(
     once: bool,
     dry_run: bool,
     poll: float,
-    senders: int,
+    senders: int | None,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
