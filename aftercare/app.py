@@ -11,7 +11,7 @@ from aftercare import db
 from aftercare.clock import Clock, SystemClock
 from aftercare.config import Settings
 from aftercare.render import Clinic
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
 
 
 class App:

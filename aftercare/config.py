@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aftercare.errors import SettingsError
+from aftercare.smtpurl import parse_smtp_url
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,6 @@ def _http_url(raw: str) -> str:
 
 
 def _smtp_url(raw: str) -> str:
-    from aftercare.channels.email import parse_smtp_url
-
     parse_smtp_url(raw)  # every option checked at start, not when the first email goes out
     return raw
 

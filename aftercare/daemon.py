@@ -26,7 +26,8 @@ from sqlalchemy.exc import OperationalError
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, first_line
 from aftercare.errors import AftercareError
-from aftercare.models import Message, MessageStatus, Worker
+from aftercare.models import Message, Worker
+from aftercare.statuses import MessageStatus
 
 log = logging.getLogger("aftercare.daemon")
 
@@ -41,7 +42,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.started_at = dispatcher.clock.now()
         self.last_tick: datetime | None = None
-        # This process's own counts since it started, for its /metrics (aftercare.daemon_metrics).
+        # This process's own counts since it started, for its /metrics (web.daemon_metrics).
         self.ticks = 0
         self.failed_ticks = 0
         self.outcomes: Counter[str] = Counter()

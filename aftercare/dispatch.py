@@ -20,16 +20,18 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import claims, ics
+from aftercare import ics
 from aftercare.channels.base import Attachment, Channel, ChannelError, Outgoing, Receipt
 from aftercare.clock import Clock
 from aftercare.config import Settings
 from aftercare.db import transaction
-from aftercare.outbox import Result, record_results, still_claimed
 from aftercare.planner import zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
-from aftercare.schedules import Catalog, Step, Timeline
+from aftercare.schedules.load import Catalog
+from aftercare.schedules.model import Step, Timeline
+from aftercare.store import claims
+from aftercare.store.outbox import Result, record_results, still_claimed
 from aftercare.tokens import make_token
 
 log = logging.getLogger("aftercare.dispatch")
@@ -259,7 +261,7 @@ class Dispatcher:
 
     def _status_callback(self, message_id: int) -> str | None:
         # Our id in the URL (which Twilio signs) lets a receipt that beats the recording of
-        # the SID find its message: see aftercare.receipts.
+        # the SID find its message: see aftercare.store.receipts.
         base = self.settings.public_url
         return f"{base}/webhooks/twilio/status?message={message_id}" if base else None
 

@@ -1,27 +1,19 @@
-"""Enrolling patients: validate what staff typed, then plan and store timelines in batches.
+"""Enrollment requests: what staff typed (a form, a CSV row) checked field by field.
 
-One code path serves ``enroll`` (a batch of one) and ``import`` (batches of a thousand), so both
-are idempotent the same way: the same patient (external id, or phone and first name when there is
-none), procedure and discharge time gives back the enrollment already stored.
+:func:`aftercare.store.enrollments.enroll_many` stores them, planned, in batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
-
-from aftercare import bulk
-from aftercare.config import Settings
 from aftercare.errors import InputError
-from aftercare.models import Enrollment, MessageStatus, Patient
-from aftercare.planner import PlannedMessage, plan
-from aftercare.schedules import Catalog, Timeline
+from aftercare.schedules.load import Catalog
+from aftercare.schedules.model import Timeline
 from aftercare.validation import (
     check_discharge_time,
     parse_channels,
@@ -73,13 +65,6 @@ def identity(external_id: str | None, phone: str, first_name: str) -> tuple[str,
     return ("mrn", external_id) if external_id else ("phone", phone, first_name)
 
 
-@dataclass(frozen=True)
-class Enrolled:
-    enrollment_id: int
-    created: bool
-    messages: int
-
-
 def parse_request(
     raw: Mapping[str, str | None], catalog: Catalog, now: datetime
 ) -> EnrollmentRequest:
@@ -125,178 +110,3 @@ def _field(name: str, parse: Callable[[str], Any], values: Mapping[str, str]) ->
         return parse(values.get(name, ""))
     except (ValueError, KeyError) as exc:
         raise InputError(name, str(exc.args[0]) if exc.args else "is not valid") from None
-
-
-def enroll_many(
-    session: Session,
-    requests: Sequence[EnrollmentRequest],
-    settings: Settings,
-    now: datetime,
-    actor: str,
-) -> list[Enrolled]:
-    """Store the requests' patients, enrollments and planned messages in the caller's transaction.
-
-    Returns one result per request, in order. A request for an enrollment that exists already
-    (or that came earlier in the same batch) returns that enrollment with ``created=False``.
-    """
-    patients = _patients(session, requests, now)
-    existing = _existing_enrollments(session, requests, patients)
-    results: list[Enrolled | None] = []
-    new: list[EnrollmentRequest] = []
-    new_slots: list[int] = []
-    first_slot: dict[tuple[int, str, datetime], int] = {}
-    repeats: dict[int, int] = {}  # slot -> slot of the same enrollment earlier in this batch
-    for slot, request in enumerate(requests):
-        key = _enrollment_key(request, patients)
-        results.append(Enrolled(existing[key], False, 0) if key in existing else None)
-        if key in existing:
-            continue
-        if key in first_slot:
-            repeats[slot] = first_slot[key]
-            continue
-        first_slot[key] = slot
-        new.append(request)
-        new_slots.append(slot)
-    ids, counts = _store_new(session, new, patients, settings, now, actor)
-    for slot, enrollment_id, count in zip(new_slots, ids, counts, strict=True):
-        results[slot] = Enrolled(enrollment_id, True, count)
-    for slot, first in repeats.items():
-        results[slot] = Enrolled(_done(results[first]).enrollment_id, False, 0)
-    return [_done(r) for r in results]
-
-
-def _done(result: Enrolled | None) -> Enrolled:
-    assert result is not None, "every request has a result"
-    return result
-
-
-def _patients(
-    session: Session, requests: Sequence[EnrollmentRequest], now: datetime
-) -> dict[tuple[str, ...], int]:
-    """Patient ids by identity, inserting the patients not seen before.
-
-    An existing patient keeps their id; their contact details and preferences are updated to the
-    latest enrollment's, which is what staff just confirmed at discharge.
-    """
-    found = _find_patients(session, requests)
-    latest = {r.identity: r for r in requests}
-    updates = [_patient_update(found[i], r) for i, r in latest.items() if i in found]
-    if updates:
-        session.execute(update(Patient), updates)
-    missing = [r for identity, r in latest.items() if identity not in found]
-    if missing:
-        table = bulk.table_of(Patient)
-        # The ids come back with who they belong to, so they are matched by identity, not by
-        # position: keeping RETURNING in input order makes SQLite insert one row per statement.
-        statement = insert(table).returning(
-            table.c.id, table.c.external_id, table.c.phone, table.c.first_name
-        )
-        rows = [_patient_row(r, now) for r in missing]
-        for patient_id, mrn, phone, first_name in session.execute(statement, rows):
-            found[identity(mrn, phone, first_name)] = patient_id
-    return found
-
-
-def _find_patients(
-    session: Session, requests: Sequence[EnrollmentRequest]
-) -> dict[tuple[str, ...], int]:
-    mrns = {r.external_id for r in requests if r.external_id}
-    phones = {r.phone for r in requests if not r.external_id}
-    found: dict[tuple[str, ...], int] = {}
-    if mrns:
-        for pid, mrn in session.execute(
-            select(Patient.id, Patient.external_id).where(Patient.external_id.in_(mrns))
-        ):
-            found[("mrn", str(mrn))] = pid
-    if phones:
-        query = select(Patient.id, Patient.phone, Patient.first_name).where(
-            Patient.phone.in_(phones), Patient.external_id.is_(None)
-        )
-        for pid, phone, first_name in session.execute(query):
-            found.setdefault(("phone", phone, first_name), pid)
-    return found
-
-
-def _patient_update(patient_id: int, request: EnrollmentRequest) -> dict[str, Any]:
-    row = {
-        "id": patient_id,
-        "first_name": request.first_name,
-        "phone": request.phone,
-        "timezone": request.timezone,
-        "language": request.language,
-    }
-    return row | ({"email": request.email} if request.email else {})
-
-
-def _patient_row(request: EnrollmentRequest, now: datetime) -> dict[str, Any]:
-    return {
-        "external_id": request.external_id,
-        "first_name": request.first_name,
-        "phone": request.phone,
-        "email": request.email,
-        "timezone": request.timezone,
-        "language": request.language,
-        "created_at": now,
-    }
-
-
-def _enrollment_key(
-    request: EnrollmentRequest, patients: Mapping[tuple[str, ...], int]
-) -> tuple[int, str, datetime]:
-    return (patients[request.identity], request.timeline.name, request.discharged_at)
-
-
-def _existing_enrollments(
-    session: Session, requests: Sequence[EnrollmentRequest], patients: Mapping[tuple[str, ...], int]
-) -> dict[tuple[int, str, datetime], int]:
-    keys = {_enrollment_key(r, patients) for r in requests}
-    if not keys:
-        return {}
-    query = select(
-        Enrollment.id, Enrollment.patient_id, Enrollment.procedure, Enrollment.discharged_at
-    ).where(Enrollment.patient_id.in_({k[0] for k in keys}))
-    found = {(pid, proc, at): eid for eid, pid, proc, at in session.execute(query)}
-    return {key: found[key] for key in keys if key in found}
-
-
-def _store_new(
-    session: Session,
-    new: Sequence[EnrollmentRequest],
-    patients: Mapping[tuple[str, ...], int],
-    settings: Settings,
-    now: datetime,
-    actor: str,
-) -> tuple[list[int], list[int]]:
-    """Write new enrollments with their messages and events; their ids and message counts."""
-    if not new:
-        return [], []
-    connection = session.connection()
-    bulk.insert_enrollments(connection, [(patients[r.identity], r) for r in new], now)
-    # Read back by the unique key (patient, procedure, discharge time), which names exactly the
-    # rows just written: cheaper than RETURNING, which SQLAlchemy does row by row on SQLite.
-    written = _existing_enrollments(session, new, patients)
-    ids = [written[_enrollment_key(r, patients)] for r in new]
-    # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
-    plans = (
-        (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
-        for i, r in zip(ids, new, strict=True)
-    )
-    counts = bulk.insert_messages(connection, plans)
-    bulk.insert_events(connection, ids, counts, now, actor)
-    return ids, counts
-
-
-def message_row(enrollment_id: int, planned: PlannedMessage) -> dict[str, Any]:
-    """A new message row as ORM/Core parameters (the reschedule path adds rows this way)."""
-    return {
-        "enrollment_id": enrollment_id,
-        "step": planned.step,
-        "occurrence": planned.occurrence,
-        "channel": planned.channel,
-        "due_at": planned.due_at,
-        "planned_at": planned.planned_at,
-        "expires_at": planned.expires_at,
-        "status": MessageStatus.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": planned.due_at,
-    }

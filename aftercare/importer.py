@@ -18,9 +18,10 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.config import Settings
-from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, enroll_many, parse_request
+from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, parse_request
 from aftercare.errors import AftercareError, InputError
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
+from aftercare.store.enrollments import enroll_many
 
 BATCH_SIZE = 1000
 # A field longer than this is not a name or an address; the csv module's own limit is 128 KiB.

@@ -4,7 +4,7 @@
 it means (``replies.classify``), applies an opt-out or opt-in, records the events and chooses the
 answer; the answer's name goes into the "replied" event, so the same MessageSid delivered again is
 answered the same without being stored twice. Urgent replies are emailed to staff after the
-commit (``staff_alerts``).
+commit (``alerts``).
 Logs carry ids, kinds and codes only: never the number, the name or the body.
 """
 
@@ -19,24 +19,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aftercare.alerts import notify_staff
 from aftercare.app import App
-from aftercare.claims import suppress_address
 from aftercare.config import Settings
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, NotFoundError
 from aftercare.lifecycle import record
-from aftercare.models import (
-    Enrollment,
-    Event,
-    Message,
-    MessageStatus,
-    Patient,
-    Reply,
-    ReplyKind,
-    Suppression,
-)
+from aftercare.models import Enrollment, Event, Message, Patient, Reply, Suppression
 from aftercare.replies import Classification, classify, pain_urgency
-from aftercare.staff_alerts import notify_staff
+from aftercare.statuses import MessageStatus, ReplyKind
+from aftercare.store.claims import suppress_address
 
 log = logging.getLogger("aftercare.inbox")
 

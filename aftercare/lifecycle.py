@@ -13,11 +13,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.config import Settings
-from aftercare.enrollment import message_row
 from aftercare.errors import AftercareError, InputError, NotFoundError
-from aftercare.models import Enrollment, EnrollmentStatus, Event, Message, MessageStatus
+from aftercare.models import Enrollment, Event, Message
 from aftercare.planner import plan
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
+from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.store.enrollments import message_row
 
 
 def get_enrollment(session: Session, enrollment_id: int) -> Enrollment:

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import stats
 from aftercare.models import Worker
+from aftercare.store import reports
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the Prometheus text exposition format
 Sample = tuple[dict[str, str], float]
@@ -20,11 +20,11 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
     daemon sharing a database reports the same numbers)."""
     lines: list[str] = []
     with sessions() as session:
-        by_status = stats.messages_by_status(session)
-        due = stats.backlog(session, now)
-        errors = stats.provider_errors(session)
+        by_status = reports.messages_by_status(session)
+        due = reports.backlog(session, now)
+        errors = reports.provider_errors(session)
         last_tick = session.scalar(select(func.max(Worker.last_tick_at)))
-        replies = stats.replies_by_kind(session)
+        replies = reports.replies_by_kind(session)
     metric(
         lines,
         "aftercare_messages",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aftercare.statuses import EnrollmentStatus, MessageStatus
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -54,30 +55,6 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-class EnrollmentStatus(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-
-
-class MessageStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    UNDELIVERED = "undelivered"
-    EXPIRED = "expired"
-    SUPPRESSED = "suppressed"
-    CANCELLED = "cancelled"
-    PAUSED = "paused"
-
-
-# Statuses a message can still leave on its own; everything else is history.
-OPEN_STATUSES = (MessageStatus.PENDING, MessageStatus.PAUSED)
 
 
 class Patient(Base):
@@ -180,14 +157,6 @@ class Event(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-
-
-class ReplyKind(StrEnum):
-    STOP = "stop"  # STOP and its synonyms, or plain words that revoke consent
-    START = "start"  # START / UNSTOP: opted back in
-    HELP = "help"
-    PAIN = "pain"  # a 0-10 answer to the symptom check-in
-    QUESTION = "question"  # anything else: for staff
 
 
 class Reply(Base):

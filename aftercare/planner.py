@@ -15,8 +15,8 @@ from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from aftercare.config import QuietHours
-from aftercare.schedules import Repeat, Step, Timeline
-from aftercare.timeexpr import After, OnDay, When
+from aftercare.schedules.model import Repeat, Step, Timeline
+from aftercare.schedules.timeexpr import After, OnDay, When
 
 # A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
 MAX_OCCURRENCES = 200

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from aftercare import gsm
 from aftercare.planner import zone
-from aftercare.schedules import Step, Timeline
+from aftercare.schedules.model import Step, Timeline
 from aftercare.templates import LocalDate, render
 
 

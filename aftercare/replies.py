@@ -30,7 +30,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from aftercare.models import ReplyKind
+from aftercare.statuses import ReplyKind
 
 # --- 1. carrier keywords -----------------------------------------------------------------------
 # Twilio's defaults (Advanced Opt-Out) plus REVOKE and OPTOUT (the FCC's 2025 revocation rule),

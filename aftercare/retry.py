@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aftercare.channels.base import ChannelError
-from aftercare.models import MessageStatus
+from aftercare.statuses import MessageStatus
 
 # However many attempts, never wait more than this between two (a reminder is time-bound).
 MAX_DELAY = timedelta(hours=6)

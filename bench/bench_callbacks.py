@@ -50,8 +50,9 @@ from aftercare import db
 from aftercare.app import App
 from aftercare.clock import ManualClock
 from aftercare.config import Settings
-from aftercare.enrollment import EnrollmentRequest, enroll_many, parse_request
+from aftercare.enrollment import EnrollmentRequest, parse_request
 from aftercare.models import Event, Message
+from aftercare.store.enrollments import enroll_many
 from bench.common import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]

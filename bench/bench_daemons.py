@@ -41,8 +41,9 @@ from aftercare.channels.memory import MemoryChannel
 from aftercare.clock import ManualClock
 from aftercare.config import Settings
 from aftercare.dispatch import Dispatcher, DispatchOptions
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Event, Message
+from aftercare.store.enrollments import enroll_many
 from bench.common import machine, write_section
 
 POSTGRES_URL = os.environ.get(

@@ -33,8 +33,9 @@ from aftercare.clock import ManualClock, SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import Daemon
 from aftercare.dispatch import Dispatcher, DispatchOptions
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Message
+from aftercare.store.enrollments import enroll_many
 from bench.common import machine, write_section
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
@@ -175,7 +176,7 @@ def bare_sdk(count: int, threads: int = 1) -> dict[str, Any]:
 
     from twilio.rest import Client
 
-    from aftercare.channels.sms import TwilioTransport
+    from aftercare.channels.twilio_http import TwilioTransport
 
     with _fake_twilio_process() as fake:
         local = threading.local()

@@ -29,7 +29,7 @@ from typing import Any
 from aftercare import db
 from aftercare.config import Settings
 from aftercare.importer import import_csv
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
 from bench.common import copy_of, cpu_model, migrated_template, write_section
 from bench.generate import NOW, write_file
 

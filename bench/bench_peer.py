@@ -46,7 +46,8 @@ from sqlalchemy import Engine, create_engine, event, select, update
 from twilio.rest import Client
 
 from aftercare import db
-from aftercare.channels.sms import SmsChannel, TwilioTransport
+from aftercare.channels.sms import SmsChannel
+from aftercare.channels.twilio_http import TwilioTransport
 from aftercare.clock import ManualClock
 from aftercare.config import Settings
 from aftercare.dispatch import Dispatcher, DispatchOptions
@@ -55,7 +56,7 @@ from aftercare.importer import import_csv
 from aftercare.models import Message
 from aftercare.planner import plan
 from aftercare.render import Clinic, Recipient, render_message
-from aftercare.schedules import Catalog
+from aftercare.schedules.load import Catalog
 from bench.common import copy_of, machine, migrated_template, write_section
 from bench.generate import NOW, write_file
 

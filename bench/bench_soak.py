@@ -61,8 +61,10 @@ from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
-from aftercare.models import Message, MessageStatus, Reply
+from aftercare.enrollment import parse_request
+from aftercare.models import Message, Reply
+from aftercare.statuses import MessageStatus
+from aftercare.store.enrollments import enroll_many
 from bench.common import machine, write_section
 from tests.fakes.twilio import FakeMessage, FakeTwilio
 from tests.fakes.twilio_callbacks import TwilioWebhooks

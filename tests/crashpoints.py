@@ -25,9 +25,10 @@ from typing import Any, Literal, NoReturn
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from aftercare import claims, dispatch
+from aftercare import dispatch
 from aftercare.channels.email import EmailChannel
 from aftercare.channels.sms import SmsChannel
+from aftercare.store import claims
 
 
 def die() -> NoReturn:

@@ -10,7 +10,8 @@ from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
+from aftercare.store.enrollments import enroll_many
 
 ANA = {
     "first_name": "Ana",

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, insert
 
-from aftercare import bulk
 from aftercare.app import App
-from aftercare.enrollment import message_row
 from aftercare.models import Enrollment, Event, Message, Patient
 from aftercare.planner import plan
+from aftercare.store import bulk
+from aftercare.store.enrollments import message_row
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 # 20:45 in Chicago: the welcome message falls in quiet hours, so planned_at and due_at differ.

@@ -38,7 +38,8 @@ from aftercare import db
 from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
-from aftercare.models import Enrollment, Message, MessageStatus, Patient
+from aftercare.models import Enrollment, Message, Patient
+from aftercare.statuses import MessageStatus
 from tests.crashpoints import POINTS
 from tests.factories import due_texts, email, enroll_all, phone
 from tests.fakes.smtp import FakeSmtpServer

@@ -22,9 +22,9 @@ from aftercare.channels.memory import MemoryChannel
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.daemon import Daemon
-from aftercare.daemon_metrics import MetricsServer
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Message, Worker
+from aftercare.web.daemon_metrics import MetricsServer
 from tests.factories import enroll
 from tests.fakes.smtp import free_port
 

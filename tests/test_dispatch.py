@@ -22,8 +22,9 @@ from aftercare.clock import ManualClock
 from aftercare.daemon import next_due
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Enrollment, Event, Message, Suppression
+from aftercare.store.enrollments import enroll_many
 
 DISCHARGE = "2026-11-23T10:00-06:00"  # 16:00Z; the welcome is due at 18:00Z
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import aftercare.cli_doctor  # noqa: F401  (registers the command)
+import aftercare.cli.doctor  # noqa: F401  (registers the command)
 from aftercare.app import App
 from aftercare.config import Settings
 from tests.conftest import CliRun

@@ -15,10 +15,11 @@ import pytest
 
 from aftercare import ics
 from aftercare.channels.base import Attachment, ChannelError, Outgoing
-from aftercare.channels.email import EmailChannel, parse_smtp_url
+from aftercare.channels.email import EmailChannel
 from aftercare.channels.email_message import html_page
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
+from aftercare.smtpurl import parse_smtp_url
 from tests.fakes.smtp import FakeSmtpServer
 
 SENDER = "care@clinic.example.org"

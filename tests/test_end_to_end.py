@@ -29,8 +29,9 @@ from aftercare.app import App
 from aftercare.clock import SystemClock
 from aftercare.config import Settings
 from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Message, Patient, Suppression
+from aftercare.store.enrollments import enroll_many
 from tests.fakes.twilio import FakeMessage, FakeTwilio
 from tests.fakes.twilio_callbacks import TwilioWebhooks
 from tests.web_server import running

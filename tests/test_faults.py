@@ -36,8 +36,9 @@ from aftercare.config import Settings
 from aftercare.daemon import Daemon
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Message
+from aftercare.store.enrollments import enroll_many
 from tests import test_scale_out
 from tests.factories import enroll_due_sms
 from tests.fakes.smtp import FakeSmtpServer

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aftercare.errors import ScheduleError
-from aftercare.schedules import builtin_dir, load_timeline
+from aftercare.schedules.load import builtin_dir, load_timeline
 from tests.conftest import CliRun
 from tests.strategies import HOSTILE, nasty_text, sqlite_only
 

@@ -19,8 +19,9 @@ from werkzeug.test import Client
 
 from aftercare.app import App
 from aftercare.db import transaction
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import EarlyReceipt, Message, Patient, Reply, Suppression
+from aftercare.store.enrollments import enroll_many
 from aftercare.tokens import make_token
 from aftercare.web import create_app
 from tests.strategies import HOSTILE, any_text, nasty_text, sqlite_only

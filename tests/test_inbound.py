@@ -16,12 +16,13 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from aftercare import staff_alerts
+from aftercare import alerts
 from aftercare.channels.memory import MemoryChannel
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Event, Message, Reply, Suppression
+from aftercare.store.enrollments import enroll_many
 
 INBOUND = "/webhooks/twilio/inbound"
 ANA = "+12025550143"
@@ -301,14 +302,14 @@ def staff_mail(web, smtp_server):
         staff_email="nurses@clinic.example",
     )  # fmt: skip
     yield smtp_server
-    staff_alerts.wait_for_staff_emails()
+    alerts.wait_for_staff_emails()
 
 
 def test_a_warning_sign_is_urgent_and_emailed_to_staff_at_once(web, ana, staff_mail, caplog):
     caplog.set_level(logging.INFO)
     body = "I have a fever and the site is red <b>'; DROP TABLE reply;--"
     _, answer = text(web, body)
-    staff_alerts.wait_for_staff_emails()
+    alerts.wait_for_staff_emails()
     (reply,) = replies(web.app)
     assert (reply.urgent, reply.urgent_reason, reply.body) == (True, "fever", body)
     assert answer == NOT_MONITORED
@@ -326,7 +327,7 @@ def test_a_warning_sign_is_urgent_and_emailed_to_staff_at_once(web, ana, staff_m
 def test_a_failed_staff_email_keeps_the_reply_and_the_answer(web, ana, staff_mail, caplog):
     staff_mail.fail_next(550)
     response, answer = text(web, "tengo fiebre y sangrado")
-    staff_alerts.wait_for_staff_emails()
+    alerts.wait_for_staff_emails()
     assert response.status_code == 200 and answer == NOT_MONITORED
     (reply,) = replies(web.app)
     assert reply.urgent_reason == "fever"
@@ -341,7 +342,7 @@ def test_a_failed_staff_email_keeps_the_reply_and_the_answer(web, ana, staff_mai
 
 def test_without_a_staff_address_urgent_replies_wait_in_the_inbox(web, ana, smtp_server):
     text(web, "bleeding a lot")
-    staff_alerts.wait_for_staff_emails()
+    alerts.wait_for_staff_emails()
     assert replies(web.app)[0].urgent
     assert smtp_server.messages == []
 

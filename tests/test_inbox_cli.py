@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from aftercare import inbox
 from aftercare.channels.memory import MemoryChannel
-from aftercare.cli_audit import events as audit_events
+from aftercare.cli.audit import events as audit_events
+from aftercare.cli.views import iso
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Event
-from aftercare.views import iso
 
 ANA = "+12025550143"
 STRANGER = "+13125550199"

@@ -11,9 +11,10 @@ import pytest
 
 from aftercare import gsm
 from aftercare.config import QuietHours
-from aftercare.lint import Finding, lint
 from aftercare.render import Clinic
-from aftercare.schedules import Catalog, Timeline, load_timeline
+from aftercare.schedules.lint import Finding, lint
+from aftercare.schedules.load import Catalog, load_timeline
+from aftercare.schedules.model import Timeline
 
 CLINIC = Clinic("Spine Care Clinic", "+1 555 010 0199")
 QUIET = QuietHours(time(21, 0), time(8, 0))

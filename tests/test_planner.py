@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from aftercare.config import QuietHours
 from aftercare.planner import PlannedMessage, plan
-from aftercare.schedules import Catalog, Repeat, Step, Timeline
-from aftercare.timeexpr import After, OnDay, parse_duration, parse_when
+from aftercare.schedules.load import Catalog
+from aftercare.schedules.model import Repeat, Step, Timeline
+from aftercare.schedules.timeexpr import After, OnDay, parse_duration, parse_when
 
 QUIET = QuietHours(time(21, 0), time(8, 0))
 CHICAGO = ZoneInfo("America/Chicago")

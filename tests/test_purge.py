@@ -12,14 +12,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import JSON, String, func, select
 
-import aftercare.cli_purge  # noqa: F401  (registers the command)
+import aftercare.cli.purge  # noqa: F401  (registers the command)
 from aftercare import inbox, lifecycle
 from aftercare.channels.memory import MemoryChannel
 from aftercare.daemon import next_due
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
-from aftercare.enrollment import enroll_many, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.models import Base, Enrollment, Event, Message, Patient, Reply, Suppression
+from aftercare.store.enrollments import enroll_many
 from tests.conftest import NOW
 
 YEARS_AGO = NOW - timedelta(days=3 * 365)

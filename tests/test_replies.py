@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from aftercare.models import ReplyKind
 from aftercare.replies import classify, pain_urgency
+from aftercare.statuses import ReplyKind
 
 STOP, START, HELP = ReplyKind.STOP, ReplyKind.START, ReplyKind.HELP
 PAIN, QUESTION = ReplyKind.PAIN, ReplyKind.QUESTION

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aftercare.errors import ScheduleError
-from aftercare.schedules import Catalog, builtin_dir, load_timeline
-from aftercare.timeexpr import After, OnDay
+from aftercare.schedules.load import Catalog, builtin_dir, load_timeline
+from aftercare.schedules.timeexpr import After, OnDay
 from tests.conftest import CliRun
 
 # A small valid timeline; each bad-file test changes one thing in it.

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from aftercare.channels.base import ChannelError, Outgoing
-from aftercare.channels.sms import SmsChannel, TokenBucket, TwilioTransport, retry_after_seconds
+from aftercare.channels.ratelimit import TokenBucket
+from aftercare.channels.sms import SmsChannel
+from aftercare.channels.twilio_http import TwilioTransport, retry_after_seconds
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
 from tests.fakes.twilio import FakeTwilio

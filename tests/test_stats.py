@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-import aftercare.cli_stats  # noqa: F401  (registers the command)
+import aftercare.cli.stats  # noqa: F401  (registers the command)
 from aftercare import inbox
 from aftercare.channels.base import ChannelError
 from aftercare.channels.memory import MemoryChannel
-from aftercare.cli_stats import age
+from aftercare.cli.stats import age
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
 from aftercare.models import Worker

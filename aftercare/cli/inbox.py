@@ -1,0 +1,121 @@
+"""``aftercare inbox``: the patients' replies that need staff, and marking them done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from aftercare import inbox
+from aftercare.app import App
+from aftercare.cli import views
+from aftercare.cli.group import json_option, pass_app
+from aftercare.cli.output import print_json, print_table
+from aftercare.db import transaction
+from aftercare.models import Message, Patient, Reply
+from aftercare.statuses import ReplyKind
+
+COLUMNS = [
+    ("id", "ID"),
+    ("received_at", "RECEIVED (UTC)"),
+    ("urgent", "URGENT"),
+    ("who", "PATIENT"),
+    ("kind", "KIND"),
+    ("answers", "IN REPLY TO"),
+    ("body", "MESSAGE"),
+]
+
+
+@click.group("inbox", invoke_without_command=True)
+@click.option("--all", "include_handled", is_flag=True, help="Also replies already handled.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N replies.")
+@json_option
+@click.pass_context
+def inbox_group(
+    ctx: click.Context, include_handled: bool, limit: int | None, as_json: bool
+) -> None:
+    """Patient replies that need staff (questions, urgent replies): urgent first, then newest.
+
+    STOP, START and HELP are handled automatically and are not listed (they are in the history
+    of 'patients show' and in 'audit')."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.find_object(App)
+    assert app is not None  # the root command always sets it
+    with app.sessions() as session:
+        rows = needing_staff(session, include_handled, limit)
+    if as_json:
+        print_json(rows)
+        return
+    print_table([_table_row(row) for row in rows], COLUMNS)
+
+
+@inbox_group.command("done")
+@click.argument("reply_id", metavar="ID", type=int)
+@pass_app
+def inbox_done(app: App, reply_id: int) -> None:
+    """Mark a reply as dealt with: it leaves the inbox ('inbox --all' still lists it)."""
+    with transaction(app.sessions) as session:
+        changed = inbox.mark_handled(session, reply_id, app.actor, app.clock.now())
+    click.echo(f"reply {reply_id} {'marked as handled' if changed else 'was already handled'}")
+
+
+def needing_staff(
+    session: Session, include_handled: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Questions and urgent replies (of any kind), urgent first, then newest first."""
+    answered = aliased(Message)
+    query = (
+        select(Reply, Patient.first_name, Patient.phone, answered.step, answered.occurrence)
+        .outerjoin(Patient, Reply.patient_id == Patient.id)
+        .outerjoin(answered, Reply.in_reply_to == answered.id)
+        .where(or_(Reply.kind == ReplyKind.QUESTION, Reply.urgent.is_(True)))
+        .order_by(Reply.urgent.desc(), Reply.received_at.desc(), Reply.id.desc())
+    )
+    if not include_handled:
+        query = query.where(Reply.handled_at.is_(None))
+    if limit:
+        query = query.limit(limit)
+    return [_row(*row) for row in session.execute(query)]
+
+
+def _row(
+    reply: Reply,
+    first_name: str | None,
+    phone: str | None,
+    step: str | None,
+    occurrence: int | None,
+) -> dict[str, Any]:
+    patient = {
+        "id": reply.patient_id,
+        "enrollment_id": reply.enrollment_id,
+        "first_name": first_name,  # None: a number no patient has
+        "phone": views.mask_phone(phone or reply.from_number),
+    }
+    in_reply_to = None
+    if reply.in_reply_to is not None:
+        in_reply_to = {"message_id": reply.in_reply_to, "step": step, "occurrence": occurrence}
+    return (
+        {"id": reply.id, "patient": patient}
+        | views.reply_view(reply)
+        | {"in_reply_to": in_reply_to}
+    )
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    patient, answered = row["patient"], row["in_reply_to"]
+    who = (
+        f"{patient['first_name']} (enrollment {patient['enrollment_id']})"
+        if patient["first_name"]
+        else f"unknown {patient['phone']}"
+    )
+    return row | {
+        "urgent": row["urgent_reason"] or ("yes" if row["urgent"] else ""),
+        "who": who,
+        "answers": f"{answered['step']} #{answered['occurrence']}" if answered else None,
+        # As written (SQL, markup and all): a terminal is not a browser. Only control
+        # characters are shown as codes, so a reply cannot drive the terminal.
+        "body": views.printable(row["body"]),
+    }

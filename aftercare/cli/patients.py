@@ -1,0 +1,350 @@
+"""Staff commands: enroll, import, patients, cancel, pause, resume, reschedule."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from aftercare import lifecycle
+from aftercare.app import App
+from aftercare.cli import views
+from aftercare.cli.group import json_option, parse_flag, pass_app
+from aftercare.cli.output import print_json, print_table
+from aftercare.db import transaction
+from aftercare.enrollment import parse_request
+from aftercare.errors import AftercareError, InputError
+from aftercare.importer import import_csv
+from aftercare.statuses import EnrollmentStatus
+from aftercare.store.enrollments import enroll_many
+from aftercare.validation import check_discharge_time, parse_instant
+
+# Field names of the enrollment contract -> the flags staff typed, for error messages.
+FLAGS = {
+    "first_name": "--first-name",
+    "phone": "--phone",
+    "email": "--email",
+    "timezone": "--tz",
+    "procedure": "--procedure",
+    "discharged_at": "--discharged-at",
+    "language": "--language",
+    "channels": "--channels",
+    "external_id": "--external-id",
+}
+LIST_COLUMNS = [
+    ("id", "ID"),
+    ("status", "STATUS"),
+    ("procedure", "PROCEDURE"),
+    ("first_name", "NAME"),
+    ("phone", "PHONE"),
+    ("timezone", "TIME ZONE"),
+    ("discharged_at", "DISCHARGED (UTC)"),
+    ("messages", "MESSAGES"),
+]
+
+
+@click.command("enroll")
+@click.option("--first-name", required=True)
+@click.option("--phone", required=True, metavar="E164")
+@click.option("--email", metavar="ADDRESS")
+@click.option(
+    "--tz", "timezone", required=True, metavar="ZONE", help="IANA zone, e.g. America/Chicago"
+)
+@click.option("--procedure", required=True, metavar="NAME", help="See 'aftercare schedules list'.")
+@click.option(
+    "--discharged-at", required=True, metavar="ISO", help="With offset: 2026-11-23T14:30-05:00"
+)
+@click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
+@click.option("--channels", metavar="LIST", help="sms,email (default: sms, plus email if given).")
+@click.option(
+    "--external-id", metavar="MRN", help="The clinic's patient id; makes enrolling idempotent."
+)
+@json_option
+@pass_app
+def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
+    """Enroll one patient at discharge and plan their reminders."""
+    now = app.clock.now()
+    try:
+        request = parse_request(fields, app.catalog, now)
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+    with transaction(app.sessions) as session:
+        (result,) = enroll_many(session, [request], app.settings, now, app.actor)
+        summary = views.show_enrollment(session, result.enrollment_id)
+    summary["created"] = result.created
+    if as_json:
+        print_json(summary)
+        return
+    verb = "enrolled" if result.created else "already enrolled (nothing changed)"
+    click.echo(
+        f"{verb}: id {summary['id']}, {request.timeline.name}, {len(summary['messages'])} messages"
+    )
+    _print_messages(summary["messages"])
+
+
+def _print_messages(messages: list[dict[str, Any]]) -> None:
+    print_table(
+        messages,
+        [
+            ("local_due", "DUE (PATIENT TIME)"),
+            ("channel", "CHANNEL"),
+            ("step", "STEP"),
+            ("occurrence", "#"),
+            ("status", "STATUS"),
+            ("attempts", "TRIES"),
+        ],
+    )
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check every row; write nothing.")
+@json_option
+@pass_app
+def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
+    """Enroll the patients of a CSV file (columns: first_name,phone,email,timezone,procedure,
+    discharged_at,language,channels,external_id). Bad rows are reported and skipped."""
+    _check_utf8(file)
+    size = file.stat().st_size
+    show_bar = size > 256 * 1024 and not as_json
+    with (
+        click.progressbar(
+            length=size, label="importing", file=sys.stderr, hidden=not show_bar
+        ) as bar,
+        _sessions_for_import(app, dry_run) as sessions,
+    ):
+        report = import_csv(
+            file,
+            sessions,
+            app.catalog,
+            app.settings,
+            app.clock.now(),
+            app.actor,
+            bar.update,
+            dry_run=dry_run,
+        )
+    result = {
+        "dry_run": dry_run,
+        "rows": report.rows,
+        "enrolled": report.enrolled,
+        "existing": report.existing,
+        "messages": report.messages,
+        "errors": [{"line": line, "error": e} for line, e in report.bad],
+    }
+    if as_json:
+        print_json(result)
+    else:
+        for line, error in report.bad:
+            click.echo(f"{file}:{line}: {error}", err=True)
+        verb = "would enroll" if dry_run else "enrolled"
+        click.echo(
+            f"{report.rows} rows: {verb} {report.enrolled}, already enrolled {report.existing}, "
+            f"{len(report.bad)} bad; {report.messages} messages planned"
+        )
+    if report.bad:
+        sys.exit(1)
+
+
+@click.group("patients")
+def patients_group() -> None:
+    """Enrolled patients and their messages."""
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 text, naming the line, before anything is written.
+
+    The importer decodes as it streams and commits batch by batch, so a bad byte far into a big
+    file would surface only after earlier batches were stored. This pass reads the file once more
+    in chunks: memory stays flat and decoding is cheap next to enrolling.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 16):
+                held = len(decoder.getstate()[0])  # a character split across chunks
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line += chunk.count(b"\n", 0, max(0, exc.start - held))
+                    raise AftercareError(f"file: line {line} is not UTF-8 text") from None
+                line += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise AftercareError(f"file: line {line} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AftercareError(f"file: cannot open {path} ({exc.strerror})") from None
+
+
+@contextmanager
+def _sessions_for_import(app: App, dry_run: bool) -> Iterator[sessionmaker[Session]]:
+    """The app's database; for a dry run against a SQLite file that does not exist yet, a
+    scratch copy instead, so that checking a file never creates (or migrates) a database."""
+    database = app.engine.url.database
+    if not (
+        dry_run and app.engine.dialect.name == "sqlite" and database and not Path(database).exists()
+    ):
+        yield app.sessions
+        return
+    with tempfile.TemporaryDirectory(prefix="aftercare-dry-run-") as folder:
+        scratch = App(
+            app.settings.with_overrides(database_url=f"sqlite:///{folder}/dry-run.db"), app.clock
+        )
+        try:
+            yield scratch.sessions
+        finally:
+            scratch.close()
+
+
+@patients_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in EnrollmentStatus]))
+@click.option("--limit", type=click.IntRange(min=1), help="Newest N only.")
+@json_option
+@pass_app
+def patients_list(app: App, status: str | None, limit: int | None, as_json: bool) -> None:
+    """List enrollments, newest first."""
+    with app.sessions() as session:
+        rows = views.list_enrollments(session, status, limit)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, LIST_COLUMNS)
+
+
+@patients_group.command("show")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@json_option
+@pass_app
+def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
+    """One enrollment: the patient, every message and the history."""
+    with app.sessions() as session:
+        data = views.show_enrollment(session, enrollment_id)
+    if as_json:
+        print_json(data)
+        return
+    # Staff typed the reason and the names: shown as text, never acted on by the terminal (an
+    # escape sequence or a bidirectional override in them would be, printed raw).
+    reason = views.printable(data["status_reason"] or "")
+    click.echo(
+        f"enrollment {data['id']}: {data['procedure']}, {data['status']}"
+        + (f" ({reason})" if reason else "")
+    )
+    click.echo(
+        views.printable(
+            f"patient: {data['first_name']}, {data['phone']}, {data['email'] or 'no email'}, "
+            f"{data['timezone']}, language {data['language']}, MRN {data['external_id'] or '-'}"
+        )
+    )
+    click.echo(f"discharged: {data['discharged_at']}, channels: {','.join(data['channels'])}\n")
+    _print_messages(data["messages"])
+    _print_replies(data)
+    click.echo("\nhistory:")
+    print_table(
+        data["history"],
+        [
+            ("at", "AT (UTC)"),
+            ("kind", "EVENT"),
+            ("actor", "BY"),
+            ("reason", "REASON"),
+            ("detail", "DETAIL"),
+        ],
+    )
+
+
+def _print_replies(data: dict[str, Any]) -> None:
+    scores = [f"{p['score']} ({p['received_at']})" for p in data["pain_scores"]]
+    click.echo(f"\npain scores: {', '.join(scores) or 'none'}")
+    click.echo("\nreplies:")
+    rows = [
+        r | {"body": views.printable(r["body"]), "handled": r["handled_at"]}
+        for r in data["replies"]
+    ]
+    print_table(
+        rows,
+        [
+            ("id", "ID"),
+            ("received_at", "RECEIVED (UTC)"),
+            ("kind", "KIND"),
+            ("urgent_reason", "URGENT"),
+            ("handled", "HANDLED"),
+            ("body", "MESSAGE"),
+        ],
+    )
+
+
+@click.command("cancel")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+@pass_app
+def cancel(app: App, enrollment_id: int, reason: str) -> None:
+    """Cancel every message not yet sent."""
+    why = _reason(reason) or ""
+    with transaction(app.sessions) as session:
+        count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
+    click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
+
+
+@click.command("pause")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--reason", help="Why, for the audit trail.")
+@pass_app
+def pause(app: App, enrollment_id: int, reason: str | None) -> None:
+    """Hold every unsent message until 'resume'."""
+    with transaction(app.sessions) as session:
+        count = lifecycle.pause(session, enrollment_id, _reason(reason), app.actor, app.clock.now())
+    click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
+
+
+@click.command("resume")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--reason", help="Why, for the audit trail.")
+@pass_app
+def resume(app: App, enrollment_id: int, reason: str | None) -> None:
+    """Release held messages (those whose time has passed expire instead of going out late)."""
+    with transaction(app.sessions) as session:
+        count = lifecycle.resume(
+            session, enrollment_id, _reason(reason), app.actor, app.clock.now()
+        )
+    click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
+
+
+@click.command("reschedule")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--discharged-at", required=True, metavar="ISO", help="The corrected discharge time.")
+@click.option("--reason", help="Why, for the audit trail.")
+@pass_app
+def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | None) -> None:
+    """Re-plan unsent messages from a corrected discharge time; sent history stays."""
+    now = app.clock.now()
+    when = parse_flag("--discharged-at", parse_instant, discharged_at)
+    parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
+    why = _reason(reason)
+    try:
+        with transaction(app.sessions) as session:
+            counts = lifecycle.reschedule(
+                session, enrollment_id, when, app.catalog, app.settings, app.actor, now, why
+            )
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+    click.echo(
+        f"rescheduled enrollment {enrollment_id}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+
+
+def _reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    cleaned = " ".join(reason.split())
+    if not cleaned:
+        raise InputError("--reason", "is empty")
+    if len(cleaned) > 500:
+        raise InputError("--reason", "is longer than 500 characters")
+    return cleaned

@@ -1,0 +1,1 @@
+"""Timeline files: their model, loading and validation, the time expressions, the linter."""

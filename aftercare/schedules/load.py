@@ -1,0 +1,176 @@
+"""Timeline files: load, merge with their base, validate; errors name the file and line.
+
+A file may ``extends: _base-name`` another file of the same folder (names starting with ``_`` are
+bases, never offered to staff). The child's keys win; its steps replace the base's steps of the
+same id and add new ones after them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aftercare.errors import ScheduleError
+from aftercare.schedules.model import Timeline
+from aftercare.schedules.validate import validate
+from aftercare.schedules.yamlsource import LineDict, LineList, load_yaml
+
+_BASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def builtin_dir() -> Path:
+    """The shipped timelines: inside the package in a wheel, at the repo top in a checkout."""
+    here = Path(__file__).resolve().parent.parent  # aftercare/
+    packaged = here / "_data" / "schedules"
+    return packaged if packaged.is_dir() else here.parent / "schedules"
+
+
+class Catalog:
+    """All timelines staff can choose from, by name (built-in ones plus an extra folder)."""
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        self._timelines: dict[str, Timeline] = {}
+        for folder in folders:
+            for path in sorted(folder.glob("*.yaml")):
+                if not path.name.startswith("_"):
+                    timeline = load_timeline(path)
+                    self._timelines[timeline.name] = timeline
+
+    @classmethod
+    def default(cls, extra: Path | None = None) -> Catalog:
+        return cls([builtin_dir(), *([extra] if extra else [])])
+
+    def names(self) -> list[str]:
+        return sorted(self._timelines)
+
+    def __iter__(self) -> Any:
+        return iter(self._timelines[name] for name in self.names())
+
+    def get(self, name: str) -> Timeline:
+        try:
+            return self._timelines[name.strip().lower()]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise KeyError(f"unknown procedure {name!r} (known: {known})") from None
+
+
+def load_timeline(path: Path) -> Timeline:
+    """Load, merge and validate one file; raises ScheduleError naming file, line and reason."""
+    data = _merged(path, seen=())
+    return validate(str(path), data)
+
+
+def _read(path: Path) -> LineDict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScheduleError(str(path), None, f"cannot read the file ({exc})") from None
+    try:
+        data = load_yaml(text, str(path))
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ScheduleError(str(path), line, f"not valid YAML: {_yaml_problem(exc)}") from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (NUL, most control characters): its str() is two lines with
+        # a position in a "<unicode string>"; the error names the file's line instead.
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"not valid YAML: character #x{exc.character:04x} is not allowed"
+        raise ScheduleError(str(path), line, reason) from None
+    except yaml.YAMLError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScheduleError(str(path), None, f"not valid YAML: {reason}") from None
+    except RecursionError:  # "[[[[..." thousands deep: the parser recurses once per level
+        raise ScheduleError(str(path), None, "not valid YAML: nested too deeply") from None
+    if not isinstance(data, LineDict):
+        raise ScheduleError(str(path), 1, "expected a mapping with name, title, version, steps")
+    return data
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """The parser's problem, plus where the construct it was reading began (an unclosed
+    ``[`` is found lines after the line it is on)."""
+    context, mark = exc.context, exc.context_mark
+    if context and mark and exc.problem_mark and mark.line != exc.problem_mark.line:
+        return f"{exc.problem} ({context} on line {mark.line + 1})"
+    return str(exc.problem)
+
+
+def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
+    data = _read(path)
+    if "extends" not in data:
+        return data
+    parent_name = data["extends"]
+    # Only a plain name: a path would let a file reach outside its folder.
+    if not isinstance(parent_name, str) or not _BASE_NAME.match(parent_name):
+        raise ScheduleError(
+            str(path),
+            data.line_of("extends"),
+            "extends must name a file of the same folder, without .yaml (e.g. _spine-augmentation)",
+        )
+    parent_path = path.with_name(f"{parent_name}.yaml")
+    if parent_path == path or parent_path in seen:
+        reason = "extends itself" if parent_path == path else f"{parent_path.name} extends it back"
+        raise ScheduleError(str(path), data.line_of("extends"), reason)
+    if not parent_path.is_file():
+        reason = f"extends {parent_path.name}, not found"
+        raise ScheduleError(str(path), data.line_of("extends"), reason)
+    return _merge(_merged(parent_path, (*seen, path)), data)
+
+
+def _merge(base: LineDict, child: LineDict) -> LineDict:
+    merged = _merge_dicts(base, LineDict())  # a copy of the base, each key with its origin
+    for key, value in child.items():
+        inherited = base.get(key)
+        if key == "steps" and isinstance(value, LineList) and isinstance(inherited, LineList):
+            value = _merge_steps(inherited, value)
+        elif isinstance(value, LineDict) and isinstance(inherited, LineDict):
+            value = _merge_dicts(inherited, value)  # milestones, defaults
+        elif key == "extends":
+            continue
+        _put(merged, key, value, child)
+    merged.line, merged.source = child.line, child.source
+    return merged
+
+
+def _merge_dicts(base: LineDict, child: LineDict) -> LineDict:
+    """The keys of both; the child's win. Each key keeps the line and file it came from."""
+    merged = LineDict()
+    for source in (base, child):
+        for key, value in source.items():
+            _put(merged, key, value, source)
+    merged.line, merged.source = child.line or base.line, child.source or base.source
+    return merged
+
+
+def _put(merged: LineDict, key: str, value: Any, origin: LineDict) -> None:
+    merged[key] = value
+    merged.key_lines[key] = origin.line_of(key)
+    merged.key_sources[key] = origin.source_of(key)
+
+
+def _merge_steps(base: LineList, child: LineList) -> LineList:
+    by_id = {s.get("id"): i for i, s in enumerate(base) if isinstance(s, dict)}
+    merged, lines = list(base), list(base.item_lines)
+    sources = [base.source_of(i) for i in range(len(base))]
+    replaced: set[Any] = set()
+    for index, step in enumerate(child):
+        step_id = step.get("id") if isinstance(step, dict) else None
+        slot = by_id.get(step_id) if step_id not in replaced else None
+        if slot is None:
+            # A second child step with an id already replaced is appended, so the validator
+            # reports it as a duplicate instead of the merge silently keeping the last one.
+            merged.append(step)
+            lines.append(child.line_of(index))
+            sources.append(child.source_of(index))
+        else:
+            replaced.add(step_id)
+            merged[slot], lines[slot] = step, child.line_of(index)
+            sources[slot] = child.source_of(index)
+    result = LineList(merged)
+    result.line, result.source = child.line, child.source
+    result.item_lines, result.item_sources = lines, sources
+    return result

@@ -1,0 +1,1 @@
+"""The only package that issues queries: every read and write of the database."""

@@ -1,0 +1,90 @@
+"""The numbers operators watch, read from the database: one query per question.
+
+``aftercare stats`` prints them; ``/metrics`` exposes the same ones to Prometheus. Every process
+sharing the database sees the same numbers, because nothing here is kept in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aftercare.models import Message, Reply, Worker
+from aftercare.statuses import MessageStatus
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Pending messages already due, and since when the oldest of them has been due."""
+
+    due: int
+    oldest_due_at: datetime | None
+
+    def lag_seconds(self, now: datetime) -> float:
+        return (now - self.oldest_due_at).total_seconds() if self.oldest_due_at else 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    messages: list[tuple[str, str, int]]  # (status, channel, count)
+    backlog: Backlog
+    errors: list[tuple[str, int]]  # (provider code, messages)
+    replies: list[tuple[str, bool, int]]  # (kind, urgent, count)
+    urgent_unhandled: int
+    workers: list[Worker]  # newest tick first
+
+
+def messages_by_status(session: Session) -> list[tuple[str, str, int]]:
+    query = select(Message.status, Message.channel, func.count()).group_by(
+        Message.status, Message.channel
+    )
+    return [(status, channel, count) for status, channel, count in session.execute(query)]
+
+
+def backlog(session: Session, now: datetime) -> Backlog:
+    query = select(func.count(), func.min(Message.next_attempt_at)).where(
+        Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now
+    )
+    due, oldest = session.execute(query).one()
+    return Backlog(due, oldest)
+
+
+def provider_errors(session: Session) -> list[tuple[str, int]]:
+    """Messages whose last attempt failed, by the provider's code."""
+    query = (
+        select(Message.error_code, func.count())
+        .where(Message.error_code.is_not(None))
+        .group_by(Message.error_code)
+        .order_by(Message.error_code)
+    )
+    return [(str(code), count) for code, count in session.execute(query)]
+
+
+def replies_by_kind(session: Session) -> list[tuple[str, bool, int]]:
+    query = select(Reply.kind, Reply.urgent, func.count()).group_by(Reply.kind, Reply.urgent)
+    return [(kind, bool(urgent), count) for kind, urgent, count in session.execute(query)]
+
+
+def urgent_unhandled(session: Session) -> int:
+    query = select(func.count()).where(Reply.urgent.is_(True), Reply.handled_at.is_(None))
+    return session.scalar(query) or 0
+
+
+def workers(session: Session) -> list[Worker]:
+    """Every dispatcher heartbeat kept (the daemon forgets long-gone ones), newest first."""
+    query = select(Worker).order_by(Worker.last_tick_at.desc(), Worker.id)
+    return list(session.scalars(query))
+
+
+def snapshot(session: Session, now: datetime) -> Snapshot:
+    return Snapshot(
+        messages=messages_by_status(session),
+        backlog=backlog(session, now),
+        errors=provider_errors(session),
+        replies=replies_by_kind(session),
+        urgent_unhandled=urgent_unhandled(session),
+        workers=workers(session),
+    )
