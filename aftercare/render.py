@@ -19,6 +19,7 @@ class Recipient:
     timezone: str
     language: str
     discharged_at: datetime
+    audience: str = "patient"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def context(
         "procedure_title": timeline.titles[language],
         "discharge_date": LocalDate(discharge_day, language),
         "step_date": LocalDate(due_at.astimezone(tz).date(), language),
+        "audience": recipient.audience,
     }
     for name, when in timeline.milestones.items():
         values[name] = LocalDate(discharge_day + timedelta(days=when.day), language)

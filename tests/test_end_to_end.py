@@ -267,7 +267,7 @@ def test_receipts_arrive_and_stop_holds_back_the_patients_next_text(world: World
     assert (newest.enrollment_id, newest.status) == (again, "suppressed")
     assert [m.sid for m in world.texts_to(ANA)] == [welcome.sid], "nothing more went to Ana"
     assert [m.body.split(":")[1].split(".")[0] for m in world.texts_to(LUIS)] == [
-        " Welcome home, Luis",
+        " Keep the bandage on 2 days",
         " You may take the bandage off today",
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aftercare.readability import GRADE_TARGET, reading_grade
+from aftercare.schedules.readability import GRADE_TARGET, reading_grade
 
 # The patient guide's own sentence: what a clinic would write without thinking of the reader.
 GUIDE_EN = (

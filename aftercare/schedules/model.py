@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
-from aftercare.schedules.timeexpr import OnDay, When
+from aftercare.schedules.timeexpr import PROCEDURE, OnDay, When
 
 CHANNELS = ("sms", "email")
+# Who a step goes to: the patient, and (when staff enrolled one) the caregiver or driver.
+AUDIENCES = ("patient", "caregiver")
 DEFAULT_EXPIRES = timedelta(hours=12)
 # What the database holds: procedure and step names in 64 characters, the version in a 32-bit
 # integer. A file past these would load, then fail every enrollment with a database error.
@@ -35,6 +37,7 @@ class Step:
     repeat: Repeat | None = None
     # The email of this step carries the timeline's calendar milestones as an .ics attachment.
     calendar: bool = False
+    audience: tuple[str, ...] = ("patient",)
     source: str = ""
     line: int = 0
 
@@ -58,6 +61,10 @@ class Timeline:
     @cached_property
     def step_by_id(self) -> dict[str, Step]:
         return {step.id: step for step in self.steps}
+
+    @property
+    def has_procedure_steps(self) -> bool:
+        return any(step.at.anchor == PROCEDURE for step in self.steps)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.source))

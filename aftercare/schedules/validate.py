@@ -9,6 +9,7 @@ from babel import Locale, UnknownLocaleError
 
 from aftercare.errors import ScheduleError
 from aftercare.schedules.model import (
+    AUDIENCES,
     CHANNELS,
     DEFAULT_EXPIRES,
     MAX_NAME,
@@ -17,12 +18,19 @@ from aftercare.schedules.model import (
     Step,
     Timeline,
 )
-from aftercare.schedules.timeexpr import OnDay, When, parse_duration, parse_when
+from aftercare.schedules.timeexpr import (
+    DISCHARGE,
+    PROCEDURE,
+    OnDay,
+    When,
+    parse_duration,
+    parse_when,
+)
 from aftercare.schedules.yamlsource import LineDict, LineList
 from aftercare.templates import BASE_VARIABLES, TemplateSyntaxError, undeclared_variables
 
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
-_STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email", "calendar"}
+_STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email", "calendar", "audience"}
 _MILESTONE_KEYS = {"at", "calendar"}
 _DEFAULT_KEYS = {"expires", "channels"}
 
@@ -137,7 +145,7 @@ class _Validator:
                     calendar[key] = self._calendar_titles(value, key, languages)
                 where, field_name, value = value, "at", value.get("at")
             when = self._when(where, field_name, value)
-            if not isinstance(when, OnDay):
+            if not isinstance(when, OnDay) or when.anchor != DISCHARGE:
                 raise self.at(raw, key, f"milestone {key!r} must be a calendar day ('day 42')")
             milestones[key] = when
         return milestones, calendar
@@ -243,6 +251,7 @@ class _StepValidator:
             email_body=body,
             repeat=self._repeat(at),
             calendar=self._calendar_flag(channels),
+            audience=self._audience(),
             source=item.source or p.file,
             line=item.line,
         )
@@ -301,10 +310,25 @@ class _StepValidator:
             )
         return value
 
+    def _audience(self) -> tuple[str, ...]:
+        value = self.item.get("audience", ["patient"])
+        if not isinstance(value, list) or not value or any(a not in AUDIENCES for a in value):
+            raise self.p.at(
+                self.item,
+                "audience",
+                f"step {self.id}: audience must be a list drawn from {list(AUDIENCES)}",
+            )
+        return tuple(dict.fromkeys(value))
+
     def _repeat(self, at: When) -> Repeat | None:
         raw = self.item.get("repeat")
         if raw is None:
             return None
+        if at.anchor == PROCEDURE:
+            # Before the procedure there is a day or two, not a series of reminders.
+            raise self.p.at(
+                self.item, "repeat", f"step {self.id}: a step before the procedure cannot repeat"
+            )
         if not isinstance(raw, LineDict) or "every" not in raw or "until" not in raw:
             raise self.p.at(self.item, "repeat", f"step {self.id}: repeat needs every and until")
         self.p._no_unknown_keys(raw, {"every", "until"}, f"step {self.id} repeat")
