@@ -173,6 +173,11 @@ class Dispatcher:
         channel = self.channels[claim.channel]
         try:
             outgoing = self._outgoing(claim)
+        except _TimelineUnavailable as exc:
+            # Its file has an error (a clinic's edit): the message waits for the fix, retried
+            # like any transient error until it expires, instead of failing for good.
+            log.warning("timeline unavailable message=%s step=%s", claim.id, claim.step)
+            return Result(claim, error=ChannelError(str(exc), permanent=False, code="timeline"))
         except Exception as exc:  # a template or timeline that cannot render this message
             log.warning(
                 "render failed message=%s step=%s: %s", claim.id, claim.step, type(exc).__name__
@@ -202,7 +207,10 @@ class Dispatcher:
             )
 
     def _outgoing(self, claim: claims.Claim) -> Outgoing:
-        timeline = self.catalog.get(claim.procedure)
+        try:
+            timeline = self.catalog.get(claim.procedure)
+        except KeyError as exc:
+            raise _TimelineUnavailable(str(exc.args[0])) from None
         step = timeline.step_by_id.get(claim.step)
         if step is None or claim.channel not in step.channels:
             raise LookupError(
@@ -290,3 +298,7 @@ def first_line(exc: DBAPIError) -> str:
 
 
 __all__ = ["DispatchOptions", "Dispatcher", "Receipt", "first_line"]
+
+
+class _TimelineUnavailable(LookupError):
+    """The message's procedure has no timeline loaded (its file has an error, or is gone)."""

@@ -444,7 +444,9 @@ def test_a_child_may_not_define_one_step_id_twice(write: Callable[..., Path]) ->
 def test_an_extends_of_a_missing_base_names_the_child(write: Callable[..., Path]) -> None:
     child = write("knee.yaml", CHILD)
 
-    assert str(load_error(child)) == f"{child}:4: extends _joint.yaml, not found"
+    assert str(load_error(child)) == (
+        f"{child}:4: extends _joint.yaml, not found here nor among the built-in bases"
+    )
 
 
 # --- the CLI ---------------------------------------------------------------------------------

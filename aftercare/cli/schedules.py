@@ -34,6 +34,8 @@ def schedules_group() -> None:
 @pass_app
 def schedules_list(app: App, as_json: bool) -> None:
     """List the procedures and their timelines."""
+    for problem in app.catalog.problems:
+        click.echo(f"unavailable: {problem}", err=True)
     rows = [
         {
             "name": t.name,
@@ -130,6 +132,10 @@ def schedules_check(
                 )
     else:
         timelines = list(app.catalog)
+        findings += [
+            {"level": "error", "file": e.file, "line": e.line, "message": e.reason}
+            for e in app.catalog.problems
+        ]
     for timeline in timelines:
         findings += [vars(f) for f in lint(timeline, app.clinic, app.settings.quiet_hours)]
     errors = [f for f in findings if f["level"] == "error" or strict]
