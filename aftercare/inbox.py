@@ -32,7 +32,7 @@ from aftercare.store.claims import suppress_address
 
 log = logging.getLogger("aftercare.inbox")
 
-AUTO_ANSWER_EVERY = timedelta(hours=24)  # at most one "not monitored" notice per number
+AUTO_ANSWER_EVERY = timedelta(hours=24)  # at most one of each automatic answer per number
 LANGUAGES = ("en", "es")
 
 # What we answer, by name (the name is what the "replied" event keeps).
@@ -48,14 +48,23 @@ ANSWERS = {
         "es": "No recibirá más mensajes de {clinic}. Responda START para volver a recibirlos.",
     },
     "started": {
-        "en": "{clinic}: you will get your aftercare texts again. Reply STOP to end.",
-        "es": "{clinic}: volverá a recibir sus mensajes de cuidados. Responda STOP para salir.",
+        "en": "{clinic}: you will get your aftercare texts again. Reply STOP to opt out.",
+        "es": "{clinic}: volverá a recibir sus mensajes de cuidados. STOP para cancelar.",
     },
     "help": {
         "en": "{clinic} aftercare reminders. Questions: call {phone}. "
-        "In an emergency call 911. Reply STOP to end.",
+        "In an emergency call 911. Reply STOP to opt out.",
         "es": "Recordatorios de cuidados de {clinic}. Dudas: llame al {phone}. "
-        "En una emergencia llame al 911. Responda STOP para salir.",
+        "En una emergencia llame al 911. STOP para cancelar.",
+    },
+    # A reply naming a warning sign, or a high pain score: what to do now, the guide's signs
+    # for the clinic and the ones for 911 (never "not monitored", which reads as "wait").
+    "urgent": {
+        "en": "{clinic}: please call us now at {phone}. For new leg weakness, loss of bladder "
+        "or bowel control, chest pain or trouble breathing, call 911.",
+        "es": "{clinic}: llámenos ahora al {phone}. Si tiene debilidad nueva en las piernas, "
+        "pérdida del control de la vejiga o del intestino, dolor en el pecho o le falta el "
+        "aire, llame al 911.",
     },
     "not_monitored": {
         "en": "{clinic}: this number is not monitored for urgent needs. "
@@ -277,14 +286,15 @@ def _choose_answer(session: Session, reply: Reply, now: datetime) -> str | None:
         return fixed[ReplyKind(reply.kind)]
     if reply.kind == ReplyKind.PAIN and not reply.urgent:
         return None  # a routine score needs no answer
-    # Questions and urgent scores: point to the phone, once a day, and never to a number that
-    # opted out (it asked for no more texts; Twilio would refuse the answer anyway).
-    if _opted_out(session, reply.from_number) or _answered_lately(session, reply, now):
+    # Questions and urgent replies: point to the phone, each answer once a day, and never to a
+    # number that opted out (it asked for no more texts; Twilio would refuse the answer anyway).
+    answer = "urgent" if reply.urgent else "not_monitored"
+    if _opted_out(session, reply.from_number) or _answered_lately(session, reply, now, answer):
         return None
-    return "not_monitored"
+    return answer
 
 
-def _answered_lately(session: Session, reply: Reply, now: datetime) -> bool:
+def _answered_lately(session: Session, reply: Reply, now: datetime, answer: str) -> bool:
     since = now - AUTO_ANSWER_EVERY
     earlier = session.scalars(
         select(Reply.id).where(
@@ -299,7 +309,7 @@ def _answered_lately(session: Session, reply: Reply, now: datetime) -> bool:
             Event.kind == "replied",
             Event.at > since,
             Event.detail["reply_id"].as_integer().in_(earlier),
-            Event.detail["answer"].as_string() == "not_monitored",
+            Event.detail["answer"].as_string() == answer,
         )
         .limit(1)
     )

@@ -235,7 +235,7 @@ def test_receipts_arrive_and_stop_holds_back_the_patients_next_text(world: World
     (welcome,) = world.texts_to(ANA)
     (row,) = world.sms(ANA, "welcome-home")
     assert welcome.status_callback == f"{STATUS_URL}?message={row.id}"
-    assert CLINIC_PHONE in welcome.body and "Ana" in welcome.body
+    assert CLINIC_PHONE in welcome.body and "Keep the bandage on 2 days" in welcome.body
     assert row.provider_id == welcome.sid
 
     world.twilio.mark_sent(welcome.sid)

@@ -35,6 +35,10 @@ NOT_MONITORED = (
     f"{CLINIC}: this number is not monitored for urgent needs. "
     f"Please call us at {CLINIC_PHONE}, or 911 in an emergency."
 )
+URGENT = (
+    f"{CLINIC}: please call us now at {CLINIC_PHONE}. For new leg weakness, loss of bladder "
+    "or bowel control, chest pain or trouble breathing, call 911."
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def test_after_stop_dispatch_suppresses_the_next_due_sms_and_still_sends_email(
 def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispatcher, channels):
     text(web, "STOP")
     _, answer = text(web, "Start")
-    assert answer == f"{CLINIC}: you will get your aftercare texts again. Reply STOP to end."
+    assert answer == f"{CLINIC}: you will get your aftercare texts again. Reply STOP to opt out."
     assert suppressed_numbers(web.app) == []
     assert statuses(web.app, ana)["bandage-off"] == "suppressed"  # stays unsent
     (opted_in,) = events(web.app, "opted_in")
@@ -207,7 +211,7 @@ def test_help_answers_with_the_clinic_name_and_phone_in_the_patients_language(we
     _, stranger = text(web, "INFO", number=STRANGER)
     help_en = (
         f"{CLINIC} aftercare reminders. Questions: call {CLINIC_PHONE}. "
-        "In an emergency call 911. Reply STOP to end."
+        "In an emergency call 911. Reply STOP to opt out."
     )
     assert english == stranger == help_en
     assert spanish.startswith(f"Recordatorios de cuidados de {CLINIC}. Dudas: llame al")
@@ -221,7 +225,7 @@ def test_a_pain_score_of_seven_or_more_is_urgent(web, ana):
     _, calm = text(web, "6/10")
     _, answer = text(web, "pain 8")
     assert calm is None  # a routine score needs no answer
-    assert answer == NOT_MONITORED  # an urgent one points to the phone
+    assert answer == URGENT  # an urgent one says to call now
     first, second = replies(web.app)
     assert (first.kind, first.pain_score, first.urgent) == ("pain", 6, False)
     assert (second.pain_score, second.urgent, second.urgent_reason) == (8, True, "pain 8/10")
@@ -241,7 +245,7 @@ def test_a_pain_score_that_rose_by_three_is_urgent(web, clock, ana):
     assert [(r.pain_score, r.urgent_reason) for r in scores] == [
         (2, None), (5, "pain up from 2 to 5"), (6, None)
     ]  # fmt: skip
-    assert answer == NOT_MONITORED
+    assert answer == URGENT
 
 
 def test_pain_scores_are_recorded_on_the_latest_enrollment(web, clock, ana):
@@ -286,6 +290,25 @@ def test_the_automatic_answer_goes_out_once_a_day(web, clock, ana):
     assert len(replies(web.app)) == 4
 
 
+def test_an_urgent_reply_after_a_question_still_gets_the_call_now_answer(web, clock, ana):
+    _, question = text(web, "Can I shower?")
+    clock.advance(timedelta(hours=1))
+    _, urgent = text(web, "my legs feel weak and numb")
+    clock.advance(timedelta(hours=1))
+    _, again = text(web, "still numb")
+    assert (question, urgent, again) == (NOT_MONITORED, URGENT, None)  # each once a day
+
+
+def test_the_urgent_answer_is_in_spanish_for_a_spanish_speaker(web, clock):
+    enroll(web.app, clock, phone=LUIS, first_name="Luis", language="es")
+    _, answer = text(web, "tengo fiebre", number=LUIS)
+    assert answer == (
+        f"{CLINIC}: llámenos ahora al {CLINIC_PHONE}. Si tiene debilidad nueva en las piernas, "
+        "pérdida del control de la vejiga o del intestino, dolor en el pecho o le falta el "
+        "aire, llame al 911."
+    )
+
+
 def test_the_automatic_answer_is_in_spanish_for_a_spanish_speaker(web, clock):
     enroll(web.app, clock, phone=LUIS, first_name="Luis", language="es")
     _, answer = text(web, "¿Puedo bañarme?", number=LUIS)
@@ -312,7 +335,7 @@ def test_a_warning_sign_is_urgent_and_emailed_to_staff_at_once(web, ana, staff_m
     alerts.wait_for_staff_emails()
     (reply,) = replies(web.app)
     assert (reply.urgent, reply.urgent_reason, reply.body) == (True, "fever", body)
-    assert answer == NOT_MONITORED
+    assert answer == URGENT
     (mail,) = staff_mail.messages
     assert mail.rcpt_tos == ("nurses@clinic.example",)
     assert mail.message["Subject"] == f"Urgent patient reply #{reply.id}"
@@ -328,7 +351,7 @@ def test_a_failed_staff_email_keeps_the_reply_and_the_answer(web, ana, staff_mai
     staff_mail.fail_next(550)
     response, answer = text(web, "tengo fiebre y sangrado")
     alerts.wait_for_staff_emails()
-    assert response.status_code == 200 and answer == NOT_MONITORED
+    assert response.status_code == 200 and answer == URGENT
     (reply,) = replies(web.app)
     assert reply.urgent_reason == "fever"
     (failed,) = events(web.app, "staff_email_failed")
