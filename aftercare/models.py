@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -82,6 +84,11 @@ class Enrollment(Base):
     schedule_version: Mapped[int] = mapped_column(Integer)
     channels: Mapped[str] = mapped_column(String(32))
     discharged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Enrolled when the procedure was booked: the steps before it are planned, and until the
+    # discharge is recorded (`aftercare discharge`) discharged_at holds the procedure's time.
+    procedure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    awaiting_discharge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.ACTIVE, index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

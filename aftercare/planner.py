@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from aftercare.config import QuietHours
 from aftercare.schedules.model import Repeat, Step, Timeline
-from aftercare.schedules.timeexpr import DISCHARGE, PROCEDURE, After, OnDay, When
+from aftercare.schedules.timeexpr import DISCHARGE, FOLLOW_UP, PROCEDURE, After, OnDay, When
 
 # A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
 MAX_OCCURRENCES = 200
@@ -50,6 +50,7 @@ def plan(
     quiet: QuietHours | None,
     *,
     procedure_at: datetime | None = None,
+    follow_up_at: datetime | None = None,
     audience: str = "patient",
 ) -> list[PlannedMessage]:
     """Every message of ``timeline`` for one recipient, in due order (timeline order on ties).
@@ -58,12 +59,14 @@ def plan(
     and only to the audiences it names (``patient``, ``caregiver``). Steps counted from the
     procedure are planned when its time is known, steps counted from discharge when that is: a
     patient enrolled when the procedure is booked gets the steps before it, and the rest once the
-    discharge is recorded. A step before the procedure is never sent after it has begun.
+    discharge is recorded; steps counted from the follow-up visit when staff booked one. A step
+    before the procedure (or the visit) is never sent after it has begun.
     """
     patient_zone = zone(tz)
     anchors = {
         DISCHARGE: discharged_at.astimezone(UTC) if discharged_at else None,
         PROCEDURE: procedure_at.astimezone(UTC) if procedure_at else None,
+        FOLLOW_UP: follow_up_at.astimezone(UTC) if follow_up_at else None,
     }
     planned: list[tuple[datetime, int, PlannedMessage]] = []
     for order, step in enumerate(timeline.steps):
@@ -80,7 +83,7 @@ def plan(
             )
         for occurrence, (due, at) in enumerate(times):
             expires = due + step.expires
-            if step.at.anchor == PROCEDURE and at < anchor:
+            if step.at.anchor != DISCHARGE and at < anchor:
                 expires = min(expires, anchor)
             for channel in wanted:
                 message = PlannedMessage(step.id, occurrence, channel, due, expires, at)

@@ -146,7 +146,7 @@ def test_a_step_before_the_procedure_cannot_repeat(tmp_path: Path) -> None:
         "    repeat: {every: 1d, until: 'day 1'}\n    sms: {en: 'x'}\n",
     )
 
-    with pytest.raises(ScheduleError, match="a step before the procedure cannot repeat"):
+    with pytest.raises(ScheduleError, match="a step counted from the procedure cannot repeat"):
         load_timeline(path)
 
 

@@ -37,6 +37,8 @@ FLAGS = {
     "language": "--language",
     "channels": "--channels",
     "external_id": "--external-id",
+    "procedure_at": "--procedure-at",
+    "follow_up_at": "--follow-up-at",
 }
 LIST_COLUMNS = [
     ("id", "ID"),
@@ -58,9 +60,14 @@ LIST_COLUMNS = [
     "--tz", "timezone", required=True, metavar="ZONE", help="IANA zone, e.g. America/Chicago"
 )
 @click.option("--procedure", required=True, metavar="NAME", help="See 'aftercare schedules list'.")
+@click.option("--discharged-at", metavar="ISO", help="With offset: 2026-11-23T14:30-05:00")
 @click.option(
-    "--discharged-at", required=True, metavar="ISO", help="With offset: 2026-11-23T14:30-05:00"
+    "--procedure-at",
+    metavar="ISO",
+    help="When the procedure is booked: plans the steps before it; without --discharged-at, "
+    "the rest waits for 'aftercare discharge'.",
 )
+@click.option("--follow-up-at", metavar="ISO", help="A follow-up visit: a reminder the day before.")
 @click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
 @click.option("--channels", metavar="LIST", help="sms,email (default: sms, plus email if given).")
 @click.option(
@@ -69,7 +76,8 @@ LIST_COLUMNS = [
 @json_option
 @pass_app
 def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
-    """Enroll one patient at discharge and plan their reminders."""
+    """Enroll one patient at discharge (or when the procedure is booked) and plan their
+    reminders."""
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
@@ -337,6 +345,38 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
         f"rescheduled enrollment {enrollment_id}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
     )
+
+
+@click.command("discharge")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--discharged-at", required=True, metavar="ISO", help="When the patient went home.")
+@click.option("--reason", help="Why, for the audit trail.")
+@pass_app
+def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | None) -> None:
+    """Record the discharge of a patient enrolled at booking: plans the steps after it."""
+    now = app.clock.now()
+    when = parse_flag("--discharged-at", parse_instant, discharged_at)
+    parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
+    why = _reason(reason)
+    try:
+        with transaction(app.sessions) as session:
+            enrollment = lifecycle.get_enrollment(session, enrollment_id)
+            if enrollment.procedure_at and when < enrollment.procedure_at:
+                raise InputError("--discharged-at", "is before the procedure")
+            counts = lifecycle.reschedule(
+                session,
+                enrollment_id,
+                when,
+                app.catalog,
+                app.settings,
+                app.actor,
+                now,
+                why,
+                kind="discharged",
+            )
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+    click.echo(f"discharged enrollment {enrollment_id}: {counts['added']} message(s) planned")
 
 
 def _reason(reason: str | None) -> str | None:

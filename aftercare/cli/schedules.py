@@ -198,6 +198,7 @@ def _timeline(app: App, name: str) -> Timeline:
 @click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
 @click.option("--first-name", default="Alex", show_default=True)
 @click.option("--channels", default="sms,email", show_default=True)
+@click.option("--follow-up-at", metavar="ISO", help="A follow-up visit: adds its reminder.")
 @click.option("--caregiver", is_flag=True, help="Also show what a caregiver or driver gets.")
 @click.option("--caregiver-language", metavar="LANG", help="Default: the patient's language.")
 @json_option
@@ -207,6 +208,7 @@ def preview(
     name: str,
     discharged_at: str | None,
     procedure_at: str | None,
+    follow_up_at: str | None,
     tz: str,
     language: str | None,
     first_name: str,
@@ -220,6 +222,7 @@ def preview(
     timeline = _timeline(app, name)
     discharged = _preview_instant(app, "--discharged-at", discharged_at)
     procedure = _preview_instant(app, "--procedure-at", procedure_at)
+    follow_up = _preview_instant(app, "--follow-up-at", follow_up_at)
     # Milestones count from discharge; before it is known, from the procedure's day.
     anchor = discharged or procedure
     if anchor is None:
@@ -248,6 +251,7 @@ def preview(
             chosen,
             app.settings.quiet_hours,
             procedure_at=procedure,
+            follow_up_at=follow_up,
             audience=audience,
         )
         for message in planned:

@@ -26,6 +26,9 @@ SMS_PER_WEEK = 3
 # An outpatient procedure and its recovery: steps counted from the procedure are linted with it
 # this long before the discharge.
 PROCEDURE_TO_DISCHARGE = timedelta(hours=3)
+# A follow-up visit two weeks after discharge. A visit booked on another day may share a day with
+# a planned text; the per-number cap at claim time applies then.
+DISCHARGE_TO_FOLLOW_UP = timedelta(days=14)
 # Lint renders with a long first name so a real one rarely pushes a text over the limit.
 SAMPLE_FIRST_NAME = "Maximiliano"
 DIAGNOSIS_WORDS = (
@@ -196,7 +199,8 @@ def _lint_sms(text: str, clinic: Clinic, add: Callable[[str, str], None]) -> Non
 
 def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Finding]:
     """Plan SMS for many discharge times and zones, for each audience, the procedure a few hours
-    before discharge; report the first breach of each rule."""
+    before discharge and a follow-up visit two weeks after; report the first breach of each
+    rule."""
     audiences = sorted({a for step in timeline.steps for a in step.audience}, reverse=True)
     per_day: Finding | None = None
     per_week: Finding | None = None
@@ -215,6 +219,7 @@ def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Findin
                             ("sms",),
                             quiet,
                             procedure_at=discharged - PROCEDURE_TO_DISCHARGE,
+                            follow_up_at=discharged + DISCHARGE_TO_FOLLOW_UP,
                             audience=audience,
                         )
                     ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
-from aftercare.schedules.timeexpr import PROCEDURE, OnDay, When
+from aftercare.schedules.timeexpr import OnDay, When
 
 CHANNELS = ("sms", "email")
 # Who a step goes to: the patient, and (when staff enrolled one) the caregiver or driver.
@@ -61,10 +61,6 @@ class Timeline:
     @cached_property
     def step_by_id(self) -> dict[str, Step]:
         return {step.id: step for step in self.steps}
-
-    @property
-    def has_procedure_steps(self) -> bool:
-        return any(step.at.anchor == PROCEDURE for step in self.steps)
 
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.source))

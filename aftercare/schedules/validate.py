@@ -20,7 +20,6 @@ from aftercare.schedules.model import (
 )
 from aftercare.schedules.timeexpr import (
     DISCHARGE,
-    PROCEDURE,
     OnDay,
     When,
     parse_duration,
@@ -324,10 +323,12 @@ class _StepValidator:
         raw = self.item.get("repeat")
         if raw is None:
             return None
-        if at.anchor == PROCEDURE:
-            # Before the procedure there is a day or two, not a series of reminders.
+        if at.anchor != DISCHARGE:
+            # Around the procedure or a visit there is a day or two, not a series of reminders.
             raise self.p.at(
-                self.item, "repeat", f"step {self.id}: a step before the procedure cannot repeat"
+                self.item,
+                "repeat",
+                f"step {self.id}: a step counted from the {at.anchor} cannot repeat",
             )
         if not isinstance(raw, LineDict) or "every" not in raw or "until" not in raw:
             raise self.p.at(self.item, "repeat", f"step {self.id}: repeat needs every and until")

@@ -105,6 +105,9 @@ ENROLLMENT_COLUMNS = (
     "schedule_version",
     "channels",
     "discharged_at",
+    "procedure_at",
+    "awaiting_discharge",
+    "follow_up_at",
     "status",
     "created_at",
     "updated_at",
@@ -130,6 +133,7 @@ def insert_enrollments(
     """One active enrollment per (patient id, request)."""
     writer = BulkInsert(connection, Enrollment, ENROLLMENT_COLUMNS)
     to_db = writer.converter("discharged_at")  # created_at and updated_at have the same type
+    flag = writer.converter("awaiting_discharge")
     created = to_db(now)
     active = EnrollmentStatus.ACTIVE.value
     rows = [
@@ -139,6 +143,9 @@ def insert_enrollments(
             r.timeline.version,
             ",".join(r.channels),
             to_db(r.discharged_at),
+            to_db(r.procedure_at),
+            flag(r.awaiting_discharge),
+            to_db(r.follow_up_at),
             active,
             created,
             created,

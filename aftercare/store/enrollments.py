@@ -181,7 +181,18 @@ def _store_new(
     ids = [written[_enrollment_key(r, patients)] for r in new]
     # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
     plans = (
-        (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
+        (
+            i,
+            plan(
+                r.timeline,
+                r.timezone,
+                None if r.awaiting_discharge else r.discharged_at,
+                r.channels,
+                settings.quiet_hours,
+                procedure_at=r.procedure_at,
+                follow_up_at=r.follow_up_at,
+            ),
+        )
         for i, r in zip(ids, new, strict=True)
     )
     counts = bulk.insert_messages(connection, plans)
