@@ -216,7 +216,9 @@ class Dispatcher:
             raise LookupError(
                 f"step {claim.step!r} ({claim.channel}) is no longer in {timeline.name}"
             )
-        recipient = Recipient(claim.first_name, claim.timezone, claim.language, claim.discharged_at)
+        recipient = Recipient(
+            claim.first_name, claim.timezone, claim.language, claim.discharged_at, claim.audience
+        )
         rendered = render_message(
             timeline, step, claim.channel, recipient, self.clinic, claim.due_at
         )

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -37,7 +37,12 @@ FIELDS = (
     "external_id",
     "procedure_at",
     "follow_up_at",
+    "caregiver_name",
+    "caregiver_phone",
+    "caregiver_email",
+    "caregiver_language",
 )
+CAREGIVER_FIELDS = ("caregiver_name", "caregiver_phone", "caregiver_email", "caregiver_language")
 # A CSV's header must have these columns; a row needs discharged_at or procedure_at (booked, not
 # yet discharged: the discharge is recorded later with `aftercare discharge`).
 REQUIRED = ("first_name", "phone", "timezone", "procedure", "discharged_at")
@@ -63,6 +68,12 @@ class EnrollmentRequest:
     procedure_at: datetime | None = None
     follow_up_at: datetime | None = None
     awaiting_discharge: bool = False
+    # "caregiver" for the enrollment of a caregiver or driver; ``caregiver_for`` is then the
+    # patient's enrollment (known once that is stored). A patient's request carries the
+    # caregiver's, which staff may add with the caregiver's own consent to be texted.
+    audience: str = "patient"
+    caregiver_for: int | None = None
+    caregiver: EnrollmentRequest | None = None
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -107,7 +118,7 @@ def parse_request(
         raise InputError("discharged_at", "is before procedure_at")
     if follow_up and follow_up <= stored:
         raise InputError("follow_up_at", "is not after the procedure and discharge")
-    return EnrollmentRequest(
+    patient = EnrollmentRequest(
         first_name=_field("first_name", parse_first_name, values),
         phone=_field("phone", parse_phone, values),
         email=email,
@@ -122,6 +133,40 @@ def parse_request(
         procedure_at=procedure,
         follow_up_at=follow_up,
         awaiting_discharge=discharged is None,
+    )
+    if any(values.get(name) for name in CAREGIVER_FIELDS):
+        return replace(patient, caregiver=_caregiver(patient, values))
+    return patient
+
+
+def _caregiver(patient: EnrollmentRequest, values: Mapping[str, str]) -> EnrollmentRequest:
+    """The caregiver's own request: same timeline and times, their number, name and language."""
+    for name in ("caregiver_name", "caregiver_phone"):
+        if not values.get(name):
+            raise InputError(name, "is required for a caregiver")
+    phone = _field("caregiver_phone", parse_phone, values)
+    if phone == patient.phone:
+        raise InputError("caregiver_phone", "is the patient's own number")
+    email = (
+        _field("caregiver_email", parse_email, values) if values.get("caregiver_email") else None
+    )
+    timeline = patient.timeline
+    language = (values.get("caregiver_language") or patient.language).lower()
+    if language not in timeline.languages:
+        raise InputError(
+            "caregiver_language",
+            f"{language!r} is not offered for {timeline.name} "
+            f"(choose from {', '.join(timeline.languages)})",
+        )
+    return replace(
+        patient,
+        first_name=_field("caregiver_name", parse_first_name, values),
+        phone=phone,
+        email=email,
+        language=language,
+        channels=("sms", "email") if email else ("sms",),
+        external_id=None,
+        audience="caregiver",
     )
 
 

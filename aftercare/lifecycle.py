@@ -130,6 +130,7 @@ def reschedule(
         settings.quiet_hours,
         procedure_at=enrollment.procedure_at,
         follow_up_at=enrollment.follow_up_at,
+        audience=enrollment.audience,
     )
     by_key = {(m.step, m.occurrence, m.channel): m for m in planned}
     rows = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id)).all()

@@ -89,6 +89,10 @@ class Enrollment(Base):
     procedure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     awaiting_discharge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "caregiver": the enrollment of a caregiver or driver (a Patient row of their own: their
+    # number, consent and STOP), planned with the steps for that audience, beside the patient's.
+    audience: Mapped[str] = mapped_column(String(16), default="patient", server_default="patient")
+    caregiver_for: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.ACTIVE, index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

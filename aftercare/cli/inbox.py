@@ -14,7 +14,7 @@ from aftercare.cli import views
 from aftercare.cli.group import json_option, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
-from aftercare.models import Message, Patient, Reply
+from aftercare.models import Enrollment, Message, Patient, Reply
 from aftercare.statuses import ReplyKind
 
 COLUMNS = [
@@ -68,9 +68,17 @@ def needing_staff(
     """Questions and urgent replies (of any kind), urgent first, then newest first."""
     answered = aliased(Message)
     query = (
-        select(Reply, Patient.first_name, Patient.phone, answered.step, answered.occurrence)
+        select(
+            Reply,
+            Patient.first_name,
+            Patient.phone,
+            answered.step,
+            answered.occurrence,
+            Enrollment.caregiver_for,
+        )
         .outerjoin(Patient, Reply.patient_id == Patient.id)
         .outerjoin(answered, Reply.in_reply_to == answered.id)
+        .outerjoin(Enrollment, Reply.enrollment_id == Enrollment.id)
         .where(or_(Reply.kind == ReplyKind.QUESTION, Reply.urgent.is_(True)))
         .order_by(Reply.urgent.desc(), Reply.received_at.desc(), Reply.id.desc())
     )
@@ -87,12 +95,15 @@ def _row(
     phone: str | None,
     step: str | None,
     occurrence: int | None,
+    caregiver_for: int | None,
 ) -> dict[str, Any]:
     patient = {
         "id": reply.patient_id,
         "enrollment_id": reply.enrollment_id,
         "first_name": first_name,  # None: a number no patient has
         "phone": views.mask_phone(phone or reply.from_number),
+        # Not None: the reply is from a caregiver, about the patient of that enrollment.
+        "caregiver_for": caregiver_for,
     }
     in_reply_to = None
     if reply.in_reply_to is not None:
@@ -111,6 +122,8 @@ def _table_row(row: dict[str, Any]) -> dict[str, Any]:
         if patient["first_name"]
         else f"unknown {patient['phone']}"
     )
+    if patient["caregiver_for"]:
+        who = f"{patient['first_name']}, caregiver (for enrollment {patient['caregiver_for']})"
     return row | {
         "urgent": row["urgent_reason"] or ("yes" if row["urgent"] else ""),
         "who": who,

@@ -23,7 +23,7 @@ from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
-from aftercare.store.enrollments import enroll_many
+from aftercare.store.enrollments import caregiver_enrollments, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
@@ -39,6 +39,10 @@ FLAGS = {
     "external_id": "--external-id",
     "procedure_at": "--procedure-at",
     "follow_up_at": "--follow-up-at",
+    "caregiver_name": "--caregiver-name",
+    "caregiver_phone": "--caregiver-phone",
+    "caregiver_email": "--caregiver-email",
+    "caregiver_language": "--caregiver-language",
 }
 LIST_COLUMNS = [
     ("id", "ID"),
@@ -68,6 +72,15 @@ LIST_COLUMNS = [
     "the rest waits for 'aftercare discharge'.",
 )
 @click.option("--follow-up-at", metavar="ISO", help="A follow-up visit: a reminder the day before.")
+@click.option(
+    "--caregiver-name",
+    metavar="NAME",
+    help="A caregiver or driver who agreed to get texts: the driver, first-days and warning-sign "
+    "steps, with their own STOP.",
+)
+@click.option("--caregiver-phone", metavar="E164")
+@click.option("--caregiver-email", metavar="ADDRESS")
+@click.option("--caregiver-language", metavar="LANG", help="Default: the patient's language.")
 @click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
 @click.option("--channels", metavar="LIST", help="sms,email (default: sms, plus email if given).")
 @click.option(
@@ -296,6 +309,8 @@ def cancel(app: App, enrollment_id: int, reason: str) -> None:
     why = _reason(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
+        for caregiver in caregiver_enrollments(session, enrollment_id):
+            lifecycle.cancel(session, caregiver, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
 
 
@@ -339,6 +354,10 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
             counts = lifecycle.reschedule(
                 session, enrollment_id, when, app.catalog, app.settings, app.actor, now, why
             )
+            for caregiver in caregiver_enrollments(session, enrollment_id):
+                lifecycle.reschedule(
+                    session, caregiver, when, app.catalog, app.settings, app.actor, now, why
+                )
     except InputError as exc:
         raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
     click.echo(
@@ -363,17 +382,21 @@ def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | No
             enrollment = lifecycle.get_enrollment(session, enrollment_id)
             if enrollment.procedure_at and when < enrollment.procedure_at:
                 raise InputError("--discharged-at", "is before the procedure")
-            counts = lifecycle.reschedule(
-                session,
-                enrollment_id,
-                when,
-                app.catalog,
-                app.settings,
-                app.actor,
-                now,
-                why,
-                kind="discharged",
-            )
+            # The caregiver's enrollment follows the patient's: their steps after discharge too.
+            counts = {"added": 0}
+            for one in (enrollment_id, *caregiver_enrollments(session, enrollment_id)):
+                planned = lifecycle.reschedule(
+                    session,
+                    one,
+                    when,
+                    app.catalog,
+                    app.settings,
+                    app.actor,
+                    now,
+                    why,
+                    kind="discharged",
+                )
+                counts["added"] += planned["added"]
     except InputError as exc:
         raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
     click.echo(f"discharged enrollment {enrollment_id}: {counts['added']} message(s) planned")

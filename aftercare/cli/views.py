@@ -71,6 +71,8 @@ def enrollment_summary(
         "discharged_at": None if enrollment.awaiting_discharge else iso(enrollment.discharged_at),
         "procedure_at": iso(enrollment.procedure_at),
         "follow_up_at": iso(enrollment.follow_up_at),
+        "audience": enrollment.audience,
+        "caregiver_for": enrollment.caregiver_for,
         "external_id": patient.external_id,
         "messages": counts or {},
     }

@@ -42,6 +42,7 @@ class Claim:
     email: str | None
     timezone: str
     language: str
+    audience: str  # "patient" or "caregiver": templates address each their own way
     # Reconciliation only: since when to look for provider records of earlier attempts (the
     # due time, or the previous claim if that was earlier; see _with_previous).
     previous_claim_at: datetime | None = None
@@ -68,6 +69,7 @@ _CLAIM_COLUMNS = (
     Patient.email,
     Patient.timezone,
     Patient.language,
+    Enrollment.audience,
 )
 
 

@@ -8,7 +8,7 @@ none), procedure and discharge time gives back the enrollment already stored.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from aftercare.config import Settings
 from aftercare.enrollment import EnrollmentRequest, identity
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
-from aftercare.statuses import MessageStatus
+from aftercare.statuses import EnrollmentStatus, MessageStatus
 from aftercare.store import bulk
 
 
@@ -65,7 +65,24 @@ def enroll_many(
         results[slot] = Enrolled(enrollment_id, True, count)
     for slot, first in repeats.items():
         results[slot] = Enrolled(_done(results[first]).enrollment_id, False, 0)
-    return [_done(r) for r in results]
+    done = [_done(r) for r in results]
+    caregivers = [
+        replace(r.caregiver, caregiver_for=result.enrollment_id)
+        for r, result in zip(requests, done, strict=True)
+        if r.caregiver is not None
+    ]
+    if caregivers:
+        enroll_many(session, caregivers, settings, now, actor)
+    return done
+
+
+def caregiver_enrollments(session: Session, enrollment_id: int) -> list[int]:
+    """The open (active or paused) enrollments of the caregivers of a patient's enrollment."""
+    query = select(Enrollment.id).where(
+        Enrollment.caregiver_for == enrollment_id,
+        Enrollment.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)),
+    )
+    return list(session.scalars(query.order_by(Enrollment.id)))
 
 
 def _done(result: Enrolled | None) -> Enrolled:
@@ -191,6 +208,7 @@ def _store_new(
                 settings.quiet_hours,
                 procedure_at=r.procedure_at,
                 follow_up_at=r.follow_up_at,
+                audience=r.audience,
             ),
         )
         for i, r in zip(ids, new, strict=True)
