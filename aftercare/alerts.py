@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -21,8 +20,9 @@ from aftercare.channels.email import EmailChannel
 from aftercare.config import Settings
 from aftercare.db import transaction
 from aftercare.errors import AftercareError
-from aftercare.lifecycle import record
-from aftercare.models import Patient, Reply
+from aftercare.statuses import ChannelName, EventKind
+from aftercare.store import replies
+from aftercare.store.events import record
 
 log = logging.getLogger("aftercare.alerts")
 
@@ -51,10 +51,10 @@ def wait_for_staff_emails(timeout: float = 30.0) -> None:
 
 
 def staff_email(session: Session, reply_id: int, settings: Settings) -> Outgoing:
-    reply = session.get(Reply, reply_id)
-    if reply is None or not settings.staff_email:
+    found = replies.with_patient(session, reply_id)
+    if found is None or not settings.staff_email:
         raise LookupError("no such reply or no staff email")
-    patient = session.get(Patient, reply.patient_id) if reply.patient_id else None
+    reply, patient = found
     who = (
         f"patient {patient.first_name}, enrollment {reply.enrollment_id}"
         if patient
@@ -70,7 +70,7 @@ def staff_email(session: Session, reply_id: int, settings: Settings) -> Outgoing
     return Outgoing(
         # Negative: outbox rows are positive, so the Message-ID never collides with one.
         message_id=-reply.id,
-        channel="email",
+        channel=ChannelName.EMAIL,
         to=settings.staff_email,
         text=text,
         language="en",
@@ -103,11 +103,11 @@ def _email_staff(app: App, reply_id: int) -> None:
 def _record_notification(app: App, reply_id: int, failure: str | None) -> None:
     if failure:
         log.warning("staff email for reply id=%s failed: %s", reply_id, failure)
-    kind = "staff_email_failed" if failure else "staff_notified"
+    kind = EventKind.STAFF_EMAIL_FAILED if failure else EventKind.STAFF_NOTIFIED
     try:
         with transaction(app.sessions) as session:
-            enrollment_id = session.scalar(select(Reply.enrollment_id).where(Reply.id == reply_id))
-            detail = {"reply_id": reply_id, "channel": "email"}
+            enrollment_id = replies.enrollment_of(session, reply_id)
+            detail = {"reply_id": reply_id, "channel": ChannelName.EMAIL}
             now = app.clock.now()
             record(session, kind, "aftercare", now, enrollment_id, reason=failure, detail=detail)
     except SQLAlchemyError as exc:

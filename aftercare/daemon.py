@@ -20,18 +20,14 @@ from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, first_line
 from aftercare.errors import AftercareError
-from aftercare.models import Message, Worker
-from aftercare.statuses import MessageStatus
+from aftercare.store import claims, workers
 
 log = logging.getLogger("aftercare.daemon")
-
-WORKER_MEMORY = timedelta(days=7)
 
 
 class Daemon:
@@ -155,15 +151,7 @@ def heartbeat(dispatcher: Dispatcher, started_at: datetime, stopped: bool = Fals
     """Say this dispatcher is alive (read by /healthz and /metrics)."""
     now = dispatcher.clock.now()
     with transaction(dispatcher.sessions) as session:
-        worker = session.get(Worker, dispatcher.worker)
-        if worker is None:
-            # A new process: forget the heartbeats of processes long gone.
-            session.execute(delete(Worker).where(Worker.last_tick_at < now - WORKER_MEMORY))
-            worker = Worker(id=dispatcher.worker, started_at=started_at, last_tick_at=now)
-            session.add(worker)
-        worker.last_tick_at = now
-        if stopped:
-            worker.stopped_at = now
+        workers.heartbeat(session, dispatcher.worker, started_at, now, stopped)
 
 
 def say_stopped(dispatcher: Dispatcher, started_at: datetime) -> None:
@@ -177,12 +165,7 @@ def say_stopped(dispatcher: Dispatcher, started_at: datetime) -> None:
 
 def next_due(dispatcher: Dispatcher) -> datetime | None:
     with dispatcher.sessions() as session:
-        return session.scalar(
-            select(func.min(Message.next_attempt_at)).where(
-                Message.status == MessageStatus.PENDING,
-                Message.channel.in_(list(dispatcher.channels)),
-            )
-        )
+        return claims.next_due(session, dispatcher.channels)
 
 
 def sqlite_dispatch_lock(database: str) -> IO[str]:

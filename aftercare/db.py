@@ -30,10 +30,10 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 # One writer at a time per SQLite engine, queued in the process. Every transaction here is a
-# BEGIN IMMEDIATE write, and SQLite's busy handler waits by sleeping with back-off (up to
-# 100 ms a try) rather than waking when the lock is free: eight webhook threads queueing on it
-# saw a p99 of 236 ms, against 47 ms queueing on a lock. Other processes (the daemon beside
-# the web server) still queue on SQLite's own lock, under the busy timeout.
+# BEGIN IMMEDIATE write, and SQLite's busy handler waits by sleeping with back-off rather than
+# waking when the lock is free, so webhook threads queueing on it wait far longer than on a
+# lock (bench/README.md, status callbacks). Other processes (the daemon beside the web server)
+# still queue on SQLite's own lock, under the busy timeout.
 _sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 

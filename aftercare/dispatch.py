@@ -30,6 +30,7 @@ from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Step, Timeline
+from aftercare.statuses import ChannelName
 from aftercare.store import claims
 from aftercare.store.outbox import Result, record_results, still_claimed
 from aftercare.tokens import make_token
@@ -88,9 +89,9 @@ class Dispatcher:
         ``failed``, ``expired``, ``suppressed``, ...).
         """
         tally: Counter[str] = Counter()
-        # Expiry once a pass, not once a batch: with no index on expires_at, its query reads
-        # every due row, so a backlog was read again for each batch (9 ms of PostgreSQL time a
-        # batch with 50,000 due). Claims skip rows that expire during the pass.
+        # Expiry once a pass, not once a batch: with no index on expires_at its query reads every
+        # due row, and a backlog would be read again for each batch. Claims skip rows that
+        # expire during the pass.
         with transaction(self.sessions) as session:
             tally["expired"] += claims.expire_overdue(session, self.clock.now(), self.worker)
         while not self.stopping.is_set():
@@ -187,7 +188,7 @@ class Dispatcher:
             )
         # A retry may follow a failure that left it unclear whether the provider took the
         # message (a timeout, a dropped connection, a 5xx), perhaps in another process: look
-        # before sending again, as after a crash.
+        # before sending again, as after a crash. This is the only place that looks.
         look_first = look_first or claim.attempts > 1
         try:
             if look_first:
@@ -225,7 +226,9 @@ class Dispatcher:
         address = claim.address
         if address is None:
             raise LookupError(f"no {claim.channel} address")
-        attachments = self._calendar(timeline, step, claim) if claim.channel == "email" else ()
+        attachments = (
+            self._calendar(timeline, step, claim) if claim.channel == ChannelName.EMAIL else ()
+        )
         outgoing = Outgoing(
             message_id=claim.id,
             channel=claim.channel,
@@ -234,7 +237,9 @@ class Dispatcher:
             subject=rendered.subject,
             language=claim.language,
             timezone=claim.timezone,
-            status_callback=self._status_callback(claim.id) if claim.channel == "sms" else None,
+            status_callback=self._status_callback(claim.id)
+            if claim.channel == ChannelName.SMS
+            else None,
             unsubscribe_url=self._unsubscribe_url(claim),
             attachments=attachments,
             first_attempt_at=claim.previous_claim_at or claim.due_at,
@@ -277,7 +282,7 @@ class Dispatcher:
 
     def _unsubscribe_url(self, claim: claims.Claim) -> str | None:
         base, secret = self.settings.public_url, self.settings.secret_key
-        if claim.channel != "email" or not (base and secret):
+        if claim.channel != ChannelName.EMAIL or not (base and secret):
             return None
         return f"{base}/unsubscribe/{make_token(secret, claim.patient_id, 'email')}"
 

@@ -14,6 +14,7 @@ from typing import Any
 from aftercare.errors import InputError
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Timeline
+from aftercare.statuses import Audience
 from aftercare.validation import (
     check_discharge_time,
     parse_channels,
@@ -71,7 +72,7 @@ class EnrollmentRequest:
     # "caregiver" for the enrollment of a caregiver or driver; ``caregiver_for`` is then the
     # patient's enrollment (known once that is stored). A patient's request carries the
     # caregiver's, which staff may add with the caregiver's own consent to be texted.
-    audience: str = "patient"
+    audience: Audience = Audience.PATIENT
     caregiver_for: int | None = None
     caregiver: EnrollmentRequest | None = None
 
@@ -166,7 +167,7 @@ def _caregiver(patient: EnrollmentRequest, values: Mapping[str, str]) -> Enrollm
         language=language,
         channels=("sms", "email") if email else ("sms",),
         external_id=None,
-        audience="caregiver",
+        audience=Audience.CAREGIVER,
     )
 
 

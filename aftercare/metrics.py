@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare.models import Worker
-from aftercare.store import reports
+from aftercare.store import reports, workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the Prometheus text exposition format
 Sample = tuple[dict[str, str], float]
@@ -23,7 +21,7 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
         by_status = reports.messages_by_status(session)
         due = reports.backlog(session, now)
         errors = reports.provider_errors(session)
-        last_tick = session.scalar(select(func.max(Worker.last_tick_at)))
+        last_tick = workers.last_tick(session)
         replies = reports.replies_by_kind(session)
     metric(
         lines,

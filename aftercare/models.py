@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,7 +24,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.statuses import (
+    Answer,
+    Audience,
+    ChannelName,
+    EnrollmentStatus,
+    EventKind,
+    MessageStatus,
+    ReplyKind,
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -53,6 +63,18 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _enum(kind: type[StrEnum], length: int) -> Enum:
+    """A StrEnum column stored as its values in a VARCHAR (no database enum type, no CHECK), so
+    a new member needs no migration and the schema is the same on SQLite and PostgreSQL."""
+    return Enum(
+        kind,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -89,11 +111,15 @@ class Enrollment(Base):
     procedure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     awaiting_discharge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # "caregiver": the enrollment of a caregiver or driver (a Patient row of their own: their
-    # number, consent and STOP), planned with the steps for that audience, beside the patient's.
-    audience: Mapped[str] = mapped_column(String(16), default="patient", server_default="patient")
+    # A caregiver's enrollment (a Patient row of their own: their number, consent and STOP),
+    # planned with the steps for that audience, beside the patient's enrollment it is for.
+    audience: Mapped[Audience] = mapped_column(
+        _enum(Audience, 16), default=Audience.PATIENT, server_default=Audience.PATIENT.value
+    )
     caregiver_for: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.ACTIVE, index=True)
+    status: Mapped[EnrollmentStatus] = mapped_column(
+        _enum(EnrollmentStatus, 16), default=EnrollmentStatus.ACTIVE, index=True
+    )
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -122,12 +148,14 @@ class Message(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
     step: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[ChannelName] = mapped_column(_enum(ChannelName, 16))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Before quiet hours moved it; equal to due_at when they did not.
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING)
+    status: Mapped[MessageStatus] = mapped_column(
+        _enum(MessageStatus, 16), default=MessageStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -148,7 +176,7 @@ class Suppression(Base):
     __table_args__ = (UniqueConstraint("channel", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[ChannelName] = mapped_column(_enum(ChannelName, 16))
     address: Mapped[str] = mapped_column(String(254))
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -162,7 +190,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, 32))
     actor: Mapped[str] = mapped_column(String(64))
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
@@ -186,7 +214,9 @@ class Reply(Base):
     # The last message we sent to that number before the reply: what it most likely answers.
     in_reply_to: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     body: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind, 16))
+    # The automatic answer it got: the once-a-day "not monitored" notice is decided from these.
+    answer: Mapped[Answer | None] = mapped_column(_enum(Answer, 16))
     urgent: Mapped[bool] = mapped_column(default=False)
     urgent_reason: Mapped[str | None] = mapped_column(String(200))
     pain_score: Mapped[int | None] = mapped_column(Integer)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from aftercare.config import QuietHours
 from aftercare.schedules.model import Repeat, Step, Timeline
 from aftercare.schedules.timeexpr import DISCHARGE, FOLLOW_UP, PROCEDURE, After, OnDay, When
+from aftercare.statuses import Audience
 
 # A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
 MAX_OCCURRENCES = 200
@@ -51,7 +52,7 @@ def plan(
     *,
     procedure_at: datetime | None = None,
     follow_up_at: datetime | None = None,
-    audience: str = "patient",
+    audience: Audience = Audience.PATIENT,
 ) -> list[PlannedMessage]:
     """Every message of ``timeline`` for one recipient, in due order (timeline order on ties).
 

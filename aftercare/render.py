@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from aftercare import gsm
 from aftercare.planner import zone
 from aftercare.schedules.model import Step, Timeline
+from aftercare.statuses import Audience, ChannelName
 from aftercare.templates import LocalDate, render
 
 
@@ -19,7 +20,7 @@ class Recipient:
     timezone: str
     language: str
     discharged_at: datetime
-    audience: str = "patient"
+    audience: Audience = Audience.PATIENT
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def render_message(
     """Raises jinja2 errors if a template fails (the caller records them on the message)."""
     values = context(timeline, recipient, clinic, due_at)
     language = recipient.language
-    if channel == "sms":
+    if channel == ChannelName.SMS:
         # Folded to GSM-7 so one accent never turns a 1-part text into a 3-part UCS-2 text.
-        return Rendered("sms", gsm.fold(render(step.sms[language], values)))
+        return Rendered(ChannelName.SMS, gsm.fold(render(step.sms[language], values)))
     subject = render(step.email_subject[language], values)
-    return Rendered("email", render(step.email_body[language], values), subject=subject)
+    return Rendered(ChannelName.EMAIL, render(step.email_body[language], values), subject=subject)

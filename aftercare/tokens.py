@@ -12,7 +12,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-CHANNELS = ("sms", "email")
+from aftercare.statuses import ChannelName
+
+CHANNELS = (ChannelName.SMS, ChannelName.EMAIL)
 
 
 @dataclass(frozen=True)

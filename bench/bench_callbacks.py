@@ -536,11 +536,14 @@ def profile(requests: int, threads: int) -> None:
 
 # Where a sample's stack is, first match wins: (label, a frame that must be on the stack).
 _PARTS = (
-    ("receipts.apply_status: ORM select, changes, suppression", "apply_status (aftercare/receipts"),
+    (
+        "receipts.apply_status: ORM select, changes, suppression",
+        "apply_status (aftercare/store/receipts",
+    ),
     ("logging the callback", "Logger.info ("),
-    ("signature check and form parsing (Web.twilio_form)", "Web.twilio_form ("),
+    ("signature check and form parsing (Signatures.form)", "Signatures.form ("),
     ("transaction: BEGIN, ORM flush (UPDATE, INSERT event), COMMIT", "transaction (aftercare/db"),
-    ("rest of the app: routing, Request, Response", "Web.__call__ ("),
+    ("rest of the app: Flask routing, Request, Response", "Flask.wsgi_app ("),
     ("waitress worker: environ, writing the answer", "): waitress-"),
     ("waitress I/O loop: accepting, reading, parsing", ""),
 )

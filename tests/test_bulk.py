@@ -1,4 +1,5 @@
-"""The bulk writer stores exactly what the ORM would store, on SQLite and PostgreSQL.
+"""The bulk writer (and the events writer on it) stores exactly what the ORM would store, on
+SQLite and PostgreSQL.
 
 Rows are compared as the driver returns them (text on SQLite), not through SQLAlchemy's types,
 so a different datetime or JSON format would show.
@@ -11,12 +12,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, insert
+from sqlalchemy.orm import Session
 
 from aftercare.app import App
 from aftercare.models import Enrollment, Event, Message, Patient
 from aftercare.planner import plan
-from aftercare.store import bulk
+from aftercare.statuses import EventKind
+from aftercare.store import bulk, events
 from aftercare.store.enrollments import message_row
+from aftercare.store.events import NewEvent
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 # 20:45 in Chicago: the welcome message falls in quiet hours, so planned_at and due_at differ.
@@ -67,17 +71,25 @@ def test_message_rows_are_stored_as_the_orm_stores_them(app: App) -> None:
 
 
 def test_event_rows_are_stored_as_the_orm_stores_them(app: App) -> None:
-    with app.engine.begin() as connection:
-        by_orm, by_bulk = _enrollments(connection, 2)
+    with app.engine.connect() as connection:
+        by_orm, by_store = _enrollments(connection, 2)
         orm_rows = [
             {"at": NOW, "kind": kind, "actor": "staff", "enrollment_id": by_orm, "detail": detail}
             for kind, detail in (("enrolled", None), ("planned", {"messages": 18}))
         ]
         connection.execute(insert(Event), orm_rows)
-        bulk.insert_events(connection, [by_bulk], [18], NOW, "staff")
-        assert _raw(connection, "event", by_bulk, 1) == [
-            (*row[:3], by_bulk, *row[4:]) for row in _raw(connection, "event", by_orm, 1)
-        ]
+        with Session(bind=connection) as session:
+            events.write(
+                session,
+                NOW,
+                [
+                    NewEvent(EventKind.ENROLLED, "staff", by_store),
+                    NewEvent(EventKind.PLANNED, "staff", by_store, detail={"messages": 18}),
+                ],
+            )
+            assert _raw(connection, "event", by_store, 1) == [
+                (*row[:3], by_store, *row[4:]) for row in _raw(connection, "event", by_orm, 1)
+            ]
 
 
 def test_a_column_list_without_a_column_that_has_a_default_is_refused(app: App) -> None:

@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.channels.base import ChannelError, Outgoing
 from aftercare.channels.memory import MemoryChannel
@@ -24,6 +23,7 @@ from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import parse_request
 from aftercare.models import Enrollment, Event, Message, Suppression
+from aftercare.store import lifecycle
 from aftercare.store.enrollments import enroll_many
 
 DISCHARGE = "2026-11-23T10:00-06:00"  # 16:00Z; the welcome is due at 18:00Z

@@ -460,6 +460,73 @@ def test_twilio_429_and_500_bursts_back_off_honour_retry_after_and_lose_nothing(
     assert fake_twilio.requests["create"] == 40 + 10 + 10 + 3
 
 
+def test_one_retry_after_a_twilio_500_makes_one_list_call_then_sends(
+    make_app: Callable[..., App], clock: ManualClock, fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.now = clock.now
+    app = make_app(**_twilio_settings(fake_twilio))
+    _enroll(app, 1, "sms", NOW - WELCOME_DELAY)
+    dispatcher = _dispatcher(app, "sms", SmsChannel(app.settings))
+    fake_twilio.fail_next(1, status=500)
+    try:
+        assert dispatcher.dispatch_due()["pending"] == 1
+        clock.advance(timedelta(seconds=61))
+        assert dispatcher.dispatch_due()["sent"] == 1
+    finally:
+        dispatcher.close()
+
+    assert fake_twilio.requests["create"] == 2
+    assert fake_twilio.requests["list"] == 1  # the retry looked once, in one place
+    assert len(fake_twilio.messages) == 1
+
+
+@pytest.mark.parametrize("lose_the_answer", ["timeout", "dropped connection"])
+def test_when_twilios_answer_is_lost_the_retry_finds_the_text_instead_of_sending_it_again(
+    make_app: Callable[..., App],
+    clock: ManualClock,
+    fake_twilio: FakeTwilio,
+    lose_the_answer: str,
+) -> None:
+    fake_twilio.now = clock.now
+    app = make_app(**_twilio_settings(fake_twilio))
+    _enroll(app, 1, "sms", NOW - WELCOME_DELAY)
+    dispatcher = _dispatcher(app, "sms", SmsChannel(app.settings, timeout=0.2))
+    if lose_the_answer == "timeout":
+        fake_twilio.stall_next(1, 1.0)
+    else:
+        fake_twilio.drop_next(1, after_accepting=True)
+    try:
+        assert dispatcher.dispatch_due()["pending"] == 1
+        clock.advance(timedelta(seconds=61))
+        assert dispatcher.dispatch_due()["sent"] == 1
+    finally:
+        dispatcher.close()
+
+    [received] = fake_twilio.messages
+    [row] = _rows(app, "sms")
+    assert row.provider_id == received.sid
+    assert fake_twilio.requests["create"] == 1
+
+
+def test_a_dropped_connection_before_twilio_took_the_text_is_retried_by_sending(
+    make_app: Callable[..., App], clock: ManualClock, fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.now = clock.now
+    app = make_app(**_twilio_settings(fake_twilio))
+    _enroll(app, 1, "sms", NOW - WELCOME_DELAY)
+    dispatcher = _dispatcher(app, "sms", SmsChannel(app.settings))
+    fake_twilio.drop_next(1)
+    try:
+        assert dispatcher.dispatch_due()["pending"] == 1
+        clock.advance(timedelta(seconds=61))
+        assert dispatcher.dispatch_due()["sent"] == 1
+    finally:
+        dispatcher.close()
+
+    assert len(fake_twilio.messages) == 1
+    assert fake_twilio.requests["list"] == 1  # it looked first: the drop could have been late
+
+
 def _twilio_settings(fake: FakeTwilio) -> dict[str, Any]:
     return {
         "twilio_account_sid": fake.account_sid,

@@ -13,10 +13,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event, func, inspect, select
+from sqlalchemy import Engine, event, func, insert, inspect, select
 
 from aftercare import db
-from aftercare.models import Base, Patient
+from aftercare.models import Base, Event, Patient, Reply
 from tests.conftest import CliRun, throwaway_postgres_database
 
 
@@ -65,6 +65,29 @@ def test_every_migration_can_be_undone_and_redone_one_step_at_a_time(engine: Eng
         db.upgrade(engine, revision.revision)
         assert db.current_revision(engine) == revision.revision
     assert schema_differences(engine) == []
+
+
+def test_replies_stored_before_0004_get_the_answer_their_replied_event_names(
+    engine: Engine,
+) -> None:
+    db.upgrade(engine, "0003")
+    at = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    reply = {"received_at": at, "from_number": "+12025550143", "body": "hi", "kind": "question"}
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Reply).values(urgent=False),
+            [reply | {"id": 1, "provider_id": "SM1"}, reply | {"id": 2, "provider_id": "SM2"}],
+        )
+        detail = {"reply_id": 1, "answer": "not_monitored"}
+        connection.execute(
+            insert(Event), [{"at": at, "kind": "replied", "actor": "patient", "detail": detail}]
+        )
+
+    db.upgrade(engine)
+
+    with engine.connect() as connection:
+        answers = dict(connection.execute(select(Reply.id, Reply.answer)).all())
+    assert answers == {1: "not_monitored", 2: None}
 
 
 def test_db_upgrade_prints_the_revision_and_is_safe_to_run_again(

@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import JSON, String, func, select
 
 import aftercare.cli.purge  # noqa: F401  (registers the command)
-from aftercare import inbox, lifecycle
+from aftercare import inbox
 from aftercare.channels.memory import MemoryChannel
 from aftercare.daemon import next_due
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher
 from aftercare.enrollment import parse_request
 from aftercare.models import Base, Enrollment, Event, Message, Patient, Reply, Suppression
+from aftercare.store import lifecycle
 from aftercare.store.enrollments import enroll_many
 from tests.conftest import NOW
 

@@ -249,19 +249,6 @@ def test_a_stopped_api_refuses_the_connection_and_a_restarted_one_takes_the_next
     assert len(fake_twilio.messages) == 2
 
 
-def test_a_refused_connection_does_not_make_the_retry_look_first(
-    channel: SmsChannel, fake_twilio: FakeTwilio, outgoing: Callable[..., Outgoing]
-) -> None:
-    message = outgoing()
-    fake_twilio.stop()
-    refusal(channel, message)
-    fake_twilio.start()
-
-    channel.send(message)
-
-    assert fake_twilio.requests["list"] == 0  # nothing could have reached Twilio
-
-
 def test_a_timeout_is_transient(
     make_channel: Callable[..., SmsChannel],
     fake_twilio: FakeTwilio,
@@ -273,43 +260,6 @@ def test_a_timeout_is_transient(
     error = refusal(channel, outgoing())
 
     assert (error.permanent, error.code) == (False, "timeout")
-
-
-@pytest.mark.parametrize("lose_the_answer", ["timeout", "dropped connection"])
-def test_when_the_answer_is_lost_the_retry_finds_the_text_instead_of_sending_it_again(
-    make_channel: Callable[..., SmsChannel],
-    fake_twilio: FakeTwilio,
-    outgoing: Callable[..., Outgoing],
-    lose_the_answer: str,
-) -> None:
-    channel = make_channel(timeout=0.2)
-    if lose_the_answer == "timeout":
-        fake_twilio.stall_next(1, 1.0)
-    else:
-        fake_twilio.drop_next(1, after_accepting=True)
-    message = outgoing()
-    error = refusal(channel, message)
-
-    receipt = channel.send(message)
-
-    [received] = fake_twilio.messages
-    assert error.permanent is False
-    assert receipt.provider_id == received.sid
-    assert fake_twilio.requests["create"] == 1
-
-
-def test_a_dropped_connection_before_twilio_took_the_text_is_retried_by_sending(
-    channel: SmsChannel, fake_twilio: FakeTwilio, outgoing: Callable[..., Outgoing]
-) -> None:
-    fake_twilio.drop_next(1)
-    message = outgoing()
-    error = refusal(channel, message)
-
-    channel.send(message)
-
-    assert (error.permanent, error.code) == (False, "connection")
-    assert len(fake_twilio.messages) == 1
-    assert fake_twilio.requests["list"] == 1  # it looked first: the drop could have been late
 
 
 # --- finding what was sent (reconciliation after a crash) --------------------------------------
@@ -398,21 +348,6 @@ def test_a_lookup_twilio_refuses_is_transient(
 
     assert (caught.value.permanent, caught.value.code) == (False, code)
     assert caught.value.retry_after == retry_after
-
-
-def test_a_failed_lookup_makes_the_next_send_look_again(
-    channel: SmsChannel, fake_twilio: FakeTwilio, outgoing: Callable[..., Outgoing]
-) -> None:
-    message = outgoing()
-    channel.send(message)
-    fake_twilio.stop()
-    with pytest.raises(ChannelError):
-        channel.find_sent(message)
-    fake_twilio.start()
-
-    channel.send(message)
-
-    assert len(fake_twilio.messages) == 1
 
 
 # --- threads and speed -------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from aftercare.channels.email_message import compose
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
 from aftercare.smtpurl import parse_smtp_url
+from aftercare.statuses import ChannelName
 
 
 class EmailChannel:
-    name = "email"
+    name: str = ChannelName.EMAIL
 
     def __init__(self, settings: Settings) -> None:
         if not (settings.smtp_url and settings.email_from):

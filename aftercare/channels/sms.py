@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,20 +20,19 @@ from twilio.rest import Client
 
 from aftercare.channels.base import ChannelError, Outgoing, Receipt
 from aftercare.channels.ratelimit import TokenBucket
-from aftercare.channels.twilio_http import SDK_ERRORS, TwilioTransport, classify, never_sent
+from aftercare.channels.twilio_http import SDK_ERRORS, TwilioTransport, classify
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
+from aftercare.statuses import ChannelName
 
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
 # Our clock and Twilio's may disagree; records this much older than the first attempt still count.
 CLOCK_SKEW = timedelta(minutes=10)
 LOOKUP_LIMIT = 1000  # texts to one number looked at by find_sent, newest first
-# Message ids whose last attempt may have reached Twilio without us knowing (bounded memory).
-_UNSURE_LIMIT = 10_000
 
 
 class SmsChannel:
-    name = "sms"
+    name: str = ChannelName.SMS
 
     def __init__(
         self,
@@ -63,15 +61,12 @@ class SmsChannel:
         self._now = now
         self._local = threading.local()
         self._transports: list[TwilioTransport] = []
-        self._unsure: OrderedDict[int, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def send(self, message: Outgoing) -> Receipt:
-        if self._is_unsure(message.message_id):
-            found = self.find_sent(message)
-            if found is not None:
-                self._settle(message.message_id)
-                return found
+        """Send ``message`` now. Whether an earlier attempt may already have gone out is the
+        dispatcher's question (it calls :meth:`find_sent` first for every retry), not this
+        method's: one place looks, so a retry makes one list call."""
         if self.limiter is not None:
             self.limiter.acquire()
         fields: dict[str, Any] = {"to": message.to, "body": message.text, **self._sender()}
@@ -80,11 +75,7 @@ class SmsChannel:
         try:
             record = self._client().messages.create(**fields)
         except SDK_ERRORS as exc:
-            error = self._error(exc)
-            if not never_sent(exc):
-                self._mark_unsure(message.message_id)
-            raise error from None  # `from None`: the SDK's own text repeats the number
-        self._settle(message.message_id)
+            raise self._error(exc) from None  # `from None`: the SDK's own text repeats the number
         return Receipt(provider_id=record.sid, provider_status=record.status)
 
     def find_sent(self, message: Outgoing) -> Receipt | None:
@@ -104,7 +95,6 @@ class SmsChannel:
             )
             found = next((r for r in records if self._is_ours(r, message.text, since)), None)
         except SDK_ERRORS as exc:
-            self._mark_unsure(message.message_id)  # still unknown: the next send looks again
             raise self._error(exc) from None
         if found is None:
             return None
@@ -150,21 +140,3 @@ class SmsChannel:
     def _error(self, exc: Exception) -> ChannelError:
         transport: TwilioTransport | None = getattr(self._local, "transport", None)
         return classify(exc, transport.last_headers if transport is not None else {})
-
-    # A create can fail after its request reached Twilio (a read timeout, a lost connection, a
-    # 5xx from a proxy): the text may have gone out. The next send of that message looks in
-    # Twilio's list first, so a retry from this process never texts the patient twice.
-    def _mark_unsure(self, message_id: int) -> None:
-        with self._lock:
-            self._unsure[message_id] = None
-            self._unsure.move_to_end(message_id)
-            while len(self._unsure) > _UNSURE_LIMIT:
-                self._unsure.popitem(last=False)
-
-    def _is_unsure(self, message_id: int) -> bool:
-        with self._lock:
-            return message_id in self._unsure
-
-    def _settle(self, message_id: int) -> None:
-        with self._lock:
-            self._unsure.pop(message_id, None)

@@ -160,15 +160,6 @@ def _int(code: object) -> int | None:
         return None
 
 
-def never_sent(exc: Exception) -> bool:
-    """The request cannot have reached Twilio (or Twilio refused it on purpose)."""
-    if isinstance(exc, TwilioRestException | TwilioServiceException):
-        return int(exc.status) < 500  # Twilio answered; a 4xx is a decision, not an accident
-    return isinstance(exc, requests.ConnectTimeout) or isinstance(
-        _root(exc), urllib3.exceptions.NewConnectionError
-    )
-
-
 def _root(exc: Exception) -> BaseException:
     """What urllib3 said under requests' wrapper (a MaxRetryError and its reason)."""
     inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc

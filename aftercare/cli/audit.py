@@ -14,15 +14,14 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import click
-from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.app import App
 from aftercare.cli.group import json_option, pass_app
 from aftercare.cli.views import iso, printable
 from aftercare.errors import InputError
-from aftercare.models import Event
 from aftercare.schedules.timeexpr import parse_duration
+from aftercare.store import events as store_events
 from aftercare.validation import parse_instant
 
 BATCH = 1000
@@ -86,26 +85,9 @@ def events(
     enrollment_id: int | None = None,
     batch: int = BATCH,
 ) -> Iterator[dict[str, Any]]:
-    """The events at or after ``since`` (and before ``until``), oldest first, batch by batch."""
-    columns = [getattr(Event, name) for name in FIELDS]
-    query = select(*columns).where(Event.at >= since).order_by(Event.at, Event.id).limit(batch)
-    if until is not None:
-        query = query.where(Event.at < until)
-    if enrollment_id is not None:
-        query = query.where(Event.enrollment_id == enrollment_id)
-    after: tuple[datetime, int] | None = None
-    while True:
-        page = query
-        if after is not None:
-            at, last_id = after
-            page = query.where(or_(Event.at > at, and_(Event.at == at, Event.id > last_id)))
-        with sessions() as session:
-            rows = session.execute(page).all()
-        for row in rows:
-            yield dict(zip(FIELDS, row, strict=True)) | {"at": iso(row.at)}
-        if len(rows) < batch:
-            return
-        after = (rows[-1].at, rows[-1].id)
+    """The events at or after ``since`` (and before ``until``), oldest first, as printed."""
+    for row in store_events.between(sessions, since, until, enrollment_id, batch):
+        yield {name: getattr(row, name) for name in FIELDS} | {"at": iso(row.at)}
 
 
 def _print_json(rows: Iterator[dict[str, Any]]) -> None:

@@ -13,9 +13,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.channels.registry import console_channels
 from aftercare.cli.group import pass_app
@@ -24,9 +22,9 @@ from aftercare.daemon import next_due
 from aftercare.db import transaction
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.enrollment import parse_request
-from aftercare.models import Enrollment, Message, Patient
 from aftercare.planner import local_to_utc, zone
 from aftercare.statuses import MessageStatus
+from aftercare.store import lifecycle, reports
 from aftercare.store.enrollments import enroll_many
 
 
@@ -159,20 +157,15 @@ def _fields(sample: SamplePatient, now: datetime) -> dict[str, str | None]:
 
 
 def _names_by_message(app: App) -> dict[int, str]:
-    query = (
-        select(Message.id, Patient.first_name)
-        .join(Enrollment, Message.enrollment_id == Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-    )
     with app.sessions() as session:
-        return dict(session.execute(query).all())
+        return reports.first_names_by_message(session)
 
 
 def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> None:
     """Pause or resume one enrollment as staff would, and say so in the replay."""
     reason = "readmitted" if action == "pause" else "back home"
     with transaction(app.sessions) as session:
-        patient = session.get_one(Enrollment, enrollment_id).patient
+        patient = lifecycle.get_enrollment(session, enrollment_id).patient
         change = lifecycle.pause if action == "pause" else lifecycle.resume
         count = change(session, enrollment_id, reason, app.actor, clock.now())
     local = clock.now().astimezone(zone(patient.timezone))
@@ -185,23 +178,11 @@ def _staff(app: App, clock: ManualClock, action: str, enrollment_id: int) -> Non
 
 def _summary(app: App, tally: Counter[str]) -> None:
     with app.sessions() as session:
-        statuses = Counter(
-            dict(
-                session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
-            )
-        )
-        deferred = (
-            session.scalar(
-                select(func.count()).where(
-                    Message.status == MessageStatus.SENT, Message.due_at != Message.planned_at
-                )
-            )
-            or 0
-        )
+        statuses = reports.status_totals(session)
+        deferred = reports.sent_out_of_quiet_hours(session)
     click.secho("\nSummary", bold=True)
-    click.echo(
-        f"  sent: {statuses.get('sent', 0)} (of which {deferred} deferred out of quiet hours)"
-    )
-    click.echo(f"  expired: {statuses.get('expired', 0)} (fell due while paused; never sent late)")
+    sent, expired = statuses.get(MessageStatus.SENT, 0), statuses.get(MessageStatus.EXPIRED, 0)
+    click.echo(f"  sent: {sent} (of which {deferred} deferred out of quiet hours)")
+    click.echo(f"  expired: {expired} (fell due while paused; never sent late)")
     for status in sorted(set(statuses) - {"sent", "expired"}):
         click.echo(f"  {status}: {statuses[status]}")

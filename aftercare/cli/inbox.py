@@ -5,17 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, aliased
 
-from aftercare import inbox
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
-from aftercare.models import Enrollment, Message, Patient, Reply
-from aftercare.statuses import ReplyKind
+from aftercare.store import replies
+from aftercare.store.replies import WorklistRow
 
 COLUMNS = [
     ("id", "ID"),
@@ -45,7 +42,7 @@ def inbox_group(
     app = ctx.find_object(App)
     assert app is not None  # the root command always sets it
     with app.sessions() as session:
-        rows = needing_staff(session, include_handled, limit)
+        rows = [_row(r) for r in replies.needing_staff(session, include_handled, limit)]
     if as_json:
         print_json(rows)
         return
@@ -58,56 +55,27 @@ def inbox_group(
 def inbox_done(app: App, reply_id: int) -> None:
     """Mark a reply as dealt with: it leaves the inbox ('inbox --all' still lists it)."""
     with transaction(app.sessions) as session:
-        changed = inbox.mark_handled(session, reply_id, app.actor, app.clock.now())
+        changed = replies.mark_handled(session, reply_id, app.actor, app.clock.now())
     click.echo(f"reply {reply_id} {'marked as handled' if changed else 'was already handled'}")
 
 
-def needing_staff(
-    session: Session, include_handled: bool = False, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Questions and urgent replies (of any kind), urgent first, then newest first."""
-    answered = aliased(Message)
-    query = (
-        select(
-            Reply,
-            Patient.first_name,
-            Patient.phone,
-            answered.step,
-            answered.occurrence,
-            Enrollment.caregiver_for,
-        )
-        .outerjoin(Patient, Reply.patient_id == Patient.id)
-        .outerjoin(answered, Reply.in_reply_to == answered.id)
-        .outerjoin(Enrollment, Reply.enrollment_id == Enrollment.id)
-        .where(or_(Reply.kind == ReplyKind.QUESTION, Reply.urgent.is_(True)))
-        .order_by(Reply.urgent.desc(), Reply.received_at.desc(), Reply.id.desc())
-    )
-    if not include_handled:
-        query = query.where(Reply.handled_at.is_(None))
-    if limit:
-        query = query.limit(limit)
-    return [_row(*row) for row in session.execute(query)]
-
-
-def _row(
-    reply: Reply,
-    first_name: str | None,
-    phone: str | None,
-    step: str | None,
-    occurrence: int | None,
-    caregiver_for: int | None,
-) -> dict[str, Any]:
+def _row(found: WorklistRow) -> dict[str, Any]:
+    reply, first_name, phone = found.reply, found.first_name, found.phone
     patient = {
         "id": reply.patient_id,
         "enrollment_id": reply.enrollment_id,
         "first_name": first_name,  # None: a number no patient has
         "phone": views.mask_phone(phone or reply.from_number),
         # Not None: the reply is from a caregiver, about the patient of that enrollment.
-        "caregiver_for": caregiver_for,
+        "caregiver_for": found.caregiver_for,
     }
     in_reply_to = None
     if reply.in_reply_to is not None:
-        in_reply_to = {"message_id": reply.in_reply_to, "step": step, "occurrence": occurrence}
+        in_reply_to = {
+            "message_id": reply.in_reply_to,
+            "step": found.step,
+            "occurrence": found.occurrence,
+        }
     return (
         {"id": reply.id, "patient": patient}
         | views.reply_view(reply)

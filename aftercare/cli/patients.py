@@ -13,7 +13,6 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import lifecycle
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
@@ -22,7 +21,8 @@ from aftercare.db import transaction
 from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
-from aftercare.statuses import EnrollmentStatus
+from aftercare.statuses import EnrollmentStatus, EventKind
+from aftercare.store import lifecycle
 from aftercare.store.enrollments import caregiver_enrollments, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant
 
@@ -232,7 +232,8 @@ def _sessions_for_import(app: App, dry_run: bool) -> Iterator[sessionmaker[Sessi
 def patients_list(app: App, status: str | None, limit: int | None, as_json: bool) -> None:
     """List enrollments, newest first."""
     with app.sessions() as session:
-        rows = views.list_enrollments(session, status, limit)
+        chosen = EnrollmentStatus(status) if status else None
+        rows = views.list_enrollments(session, chosen, limit)
     if as_json:
         print_json(rows)
     else:
@@ -394,7 +395,7 @@ def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | No
                     app.actor,
                     now,
                     why,
-                    kind="discharged",
+                    kind=EventKind.DISCHARGED,
                 )
                 counts["added"] += planned["added"]
     except InputError as exc:

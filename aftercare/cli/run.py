@@ -9,7 +9,6 @@ from collections import Counter
 from contextlib import ExitStack
 
 import click
-from sqlalchemy import func, select
 
 from aftercare import logs
 from aftercare.app import App
@@ -19,8 +18,7 @@ from aftercare.cli.group import pass_app
 from aftercare.daemon import Daemon, catch_up, say_stopped, sqlite_dispatch_lock
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.errors import AftercareError
-from aftercare.models import Message
-from aftercare.statuses import MessageStatus
+from aftercare.store import reports
 from aftercare.web.daemon_metrics import MetricsServer
 
 
@@ -133,12 +131,7 @@ def _channels(app: App, dry_run: bool) -> dict[str, Channel]:
 
 def _pending_by_channel(app: App) -> Counter[str]:
     with app.sessions() as session:
-        query = (
-            select(Message.channel, func.count())
-            .where(Message.status == MessageStatus.PENDING)
-            .group_by(Message.channel)
-        )
-        return Counter(dict(session.execute(query).all()))
+        return Counter(reports.pending_by_channel(session))
 
 
 def _summary(tally: Counter[str]) -> str:

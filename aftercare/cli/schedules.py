@@ -21,6 +21,7 @@ from aftercare.schedules.load import load_timeline
 from aftercare.schedules.model import Repeat, Timeline
 from aftercare.schedules.readability import GRADE_TARGET
 from aftercare.schedules.timeexpr import DISCHARGE, OnDay, format_duration
+from aftercare.statuses import Audience
 from aftercare.validation import parse_channels, parse_first_name, parse_instant, parse_timezone
 
 
@@ -231,11 +232,11 @@ def preview(
         raise InputError("--discharged-at", "is before --procedure-at")
     zone_name = parse_flag("--tz", parse_timezone, tz)
     lang = _preview_language(timeline, "--language", language)
-    people = [("patient", lang)]
+    people = [(Audience.PATIENT, lang)]
     if caregiver or caregiver_language:
         people.append(
             (
-                "caregiver",
+                Audience.CAREGIVER,
                 _preview_language(timeline, "--caregiver-language", caregiver_language or lang),
             )
         )
@@ -272,7 +273,7 @@ def preview(
                     "text": rendered.text,
                 }
             )
-    rows.sort(key=lambda row: (row["due_at"], row["audience"] != "patient"))
+    rows.sort(key=lambda row: (row["due_at"], row["audience"] != Audience.PATIENT))
     if as_json:
         print_json(rows)
         return

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aftercare.lifecycle import get_enrollment
-from aftercare.models import Enrollment, Event, Message, Patient, Reply
+from aftercare.models import Enrollment, Message, Reply
 from aftercare.planner import PlannedMessage, zone
-from aftercare.statuses import ReplyKind
+from aftercare.statuses import EnrollmentStatus, MessageStatus, ReplyKind
+from aftercare.store import events, reports
+from aftercare.store import replies as store_replies
+from aftercare.store.events import EventRow
+from aftercare.store.lifecycle import get_enrollment
 
 
 def iso(at: datetime | None) -> str | None:
@@ -55,7 +57,7 @@ def stored_message(m: Message, tz: str) -> dict[str, Any]:
 
 
 def enrollment_summary(
-    enrollment: Enrollment, counts: dict[str, int] | None = None
+    enrollment: Enrollment, counts: Mapping[MessageStatus, int] | None = None
 ) -> dict[str, Any]:
     patient = enrollment.patient
     return {
@@ -74,47 +76,25 @@ def enrollment_summary(
         "audience": enrollment.audience,
         "caregiver_for": enrollment.caregiver_for,
         "external_id": patient.external_id,
-        "messages": counts or {},
+        "messages": dict(counts or {}),
     }
 
 
 def list_enrollments(
-    session: Session, status: str | None = None, limit: int | None = None
+    session: Session, status: EnrollmentStatus | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    query = select(Enrollment).join(Patient).order_by(Enrollment.id.desc())
-    if status:
-        query = query.where(Enrollment.status == status)
-    if limit:
-        query = query.limit(limit)
-    enrollments = session.scalars(query).all()
-    counts = _status_counts(session, [e.id for e in enrollments])
+    enrollments = reports.enrollments(session, status, limit)
+    counts = reports.message_counts(session, [e.id for e in enrollments])
     return [enrollment_summary(e, counts.get(e.id, {})) for e in enrollments]
-
-
-def _status_counts(session: Session, ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    ids = list(ids)
-    if not ids:
-        return {}
-    query = (
-        select(Message.enrollment_id, Message.status, func.count())
-        .where(Message.enrollment_id.in_(ids))
-        .group_by(Message.enrollment_id, Message.status)
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for enrollment_id, status, count in session.execute(query):
-        counts.setdefault(enrollment_id, {})[status] = count
-    return counts
 
 
 def show_enrollment(session: Session, enrollment_id: int) -> dict[str, Any]:
     enrollment = get_enrollment(session, enrollment_id)
     tz = enrollment.patient.timezone
     messages = [stored_message(m, tz) for m in enrollment.messages]
-    events = session.scalars(
-        select(Event).where(Event.enrollment_id == enrollment_id).order_by(Event.id)
-    ).all()
+    history = events.of_enrollment(session, enrollment_id)
     summary = enrollment_summary(
-        enrollment, _status_counts(session, [enrollment_id]).get(enrollment_id, {})
+        enrollment, reports.message_counts(session, [enrollment_id]).get(enrollment_id, {})
     )
     # Staff looking at one patient see the full contact details; lists stay masked.
     summary["phone"] = enrollment.patient.phone
@@ -123,12 +103,8 @@ def show_enrollment(session: Session, enrollment_id: int) -> dict[str, Any]:
     summary["schedule_version"] = enrollment.schedule_version
     summary["message_counts"] = summary.pop("messages")
     summary["messages"] = messages
-    summary["history"] = [event_view(e) for e in events]
-    replies = session.scalars(
-        select(Reply)
-        .where(Reply.enrollment_id == enrollment_id)
-        .order_by(Reply.received_at, Reply.id)
-    ).all()
+    summary["history"] = [event_view(e) for e in history]
+    replies = store_replies.of_enrollment(session, enrollment_id)
     summary["pain_scores"] = [
         {"score": r.pain_score, "received_at": iso(r.received_at)}
         for r in replies
@@ -168,7 +144,7 @@ def _code(match: re.Match[str]) -> str:
     return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}"
 
 
-def event_view(event: Event) -> dict[str, Any]:
+def event_view(event: EventRow) -> dict[str, Any]:
     return {
         "at": iso(event.at),
         "kind": event.kind,

@@ -19,6 +19,7 @@ from aftercare.planner import plan, zone
 from aftercare.render import Clinic, Recipient, Rendered, render_message
 from aftercare.schedules.model import Step, Timeline
 from aftercare.schedules.readability import GRADE_TARGET, reading_grade
+from aftercare.statuses import Audience
 
 SMS_MAX_CHARS = 160
 SMS_PER_DAY = 1
@@ -87,7 +88,7 @@ class Grade:
 
     step: str
     language: str
-    audience: str
+    audience: Audience
     channel: str
     grade: float
 
@@ -119,7 +120,7 @@ def grades(timeline: Timeline, clinic: Clinic) -> list[Grade]:
     return found
 
 
-def _sample_recipient(language: str, audience: str) -> Recipient:
+def _sample_recipient(language: str, audience: Audience) -> Recipient:
     return Recipient(SAMPLE_FIRST_NAME, "America/New_York", language, _SAMPLE_DAYS[3], audience)
 
 
@@ -135,11 +136,11 @@ def _not_the_writers(clinic: Clinic) -> tuple[str, ...]:
 
 
 def _lint_texts(
-    timeline: Timeline, step: Step, language: str, audience: str, clinic: Clinic
+    timeline: Timeline, step: Step, language: str, audience: Audience, clinic: Clinic
 ) -> list[Finding]:
     recipient = _sample_recipient(language, audience)
     found: list[Finding] = []
-    who = "" if audience == "patient" else f" ({audience})"
+    who = "" if audience == Audience.PATIENT else f" ({audience})"
 
     def add(level: str, message: str) -> None:
         found.append(
@@ -224,7 +225,7 @@ def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Findin
                         )
                     ]
                     days = Counter(local_days)
-                    who = "patient" if audience == "patient" else f"patient's {audience}"
+                    who = "patient" if audience == Audience.PATIENT else f"patient's {audience}"
                     if per_day is None and days and max(days.values()) > SMS_PER_DAY:
                         per_day = _frequency_finding(
                             timeline, "a day", SMS_PER_DAY, tz_name, discharged, who

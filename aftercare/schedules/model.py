@@ -8,10 +8,11 @@ from datetime import timedelta
 from functools import cached_property
 
 from aftercare.schedules.timeexpr import OnDay, When
+from aftercare.statuses import Audience, ChannelName
 
-CHANNELS = ("sms", "email")
+CHANNELS = (ChannelName.SMS, ChannelName.EMAIL)
 # Who a step goes to: the patient, and (when staff enrolled one) the caregiver or driver.
-AUDIENCES = ("patient", "caregiver")
+AUDIENCES = tuple(Audience)
 DEFAULT_EXPIRES = timedelta(hours=12)
 # What the database holds: procedure and step names in 64 characters, the version in a 32-bit
 # integer. A file past these would load, then fail every enrollment with a database error.
@@ -37,7 +38,7 @@ class Step:
     repeat: Repeat | None = None
     # The email of this step carries the timeline's calendar milestones as an .ics attachment.
     calendar: bool = False
-    audience: tuple[str, ...] = ("patient",)
+    audience: tuple[Audience, ...] = (Audience.PATIENT,)
     source: str = ""
     line: int = 0
 

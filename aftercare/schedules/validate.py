@@ -26,6 +26,7 @@ from aftercare.schedules.timeexpr import (
     parse_when,
 )
 from aftercare.schedules.yamlsource import LineDict, LineList
+from aftercare.statuses import Audience
 from aftercare.templates import BASE_VARIABLES, TemplateSyntaxError, undeclared_variables
 
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
@@ -309,15 +310,15 @@ class _StepValidator:
             )
         return value
 
-    def _audience(self) -> tuple[str, ...]:
-        value = self.item.get("audience", ["patient"])
+    def _audience(self) -> tuple[Audience, ...]:
+        value = self.item.get("audience", [Audience.PATIENT.value])
         if not isinstance(value, list) or not value or any(a not in AUDIENCES for a in value):
             raise self.p.at(
                 self.item,
                 "audience",
                 f"step {self.id}: audience must be a list drawn from {list(AUDIENCES)}",
             )
-        return tuple(dict.fromkeys(value))
+        return tuple(dict.fromkeys(Audience(a) for a in value))
 
     def _repeat(self, at: When) -> Repeat | None:
         raw = self.item.get("repeat")

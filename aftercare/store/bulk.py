@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import DeclarativeBase
 
 from aftercare.enrollment import EnrollmentRequest
-from aftercare.models import Enrollment, Event, Message
+from aftercare.models import Enrollment, Message
 from aftercare.planner import PlannedMessage
 from aftercare.statuses import EnrollmentStatus, MessageStatus
 
@@ -126,7 +126,6 @@ MESSAGE_COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-EVENT_COLUMNS = ("at", "kind", "actor", "enrollment_id", "detail")
 
 
 def insert_enrollments(
@@ -192,18 +191,3 @@ def insert_messages(
             )
     writer.execute(rows)
     return counts
-
-
-def insert_events(
-    connection: Connection, ids: Sequence[int], counts: Sequence[int], now: datetime, actor: str
-) -> None:
-    """The "enrolled" and "planned" events of each new enrollment."""
-    writer = BulkInsert(connection, Event, EVENT_COLUMNS)
-    at = writer.converter("at")(now)
-    detail = writer.converter("detail", remember=False)  # dicts are not hashable
-    no_detail = detail(None)
-    rows: list[Row] = []
-    for enrollment_id, count in zip(ids, counts, strict=True):
-        rows.append((at, "enrolled", actor, enrollment_id, no_detail))
-        rows.append((at, "planned", actor, enrollment_id, detail({"messages": count})))
-    writer.execute(rows)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from aftercare.models import Enrollment, Event, Message, Patient, Suppression
-from aftercare.statuses import EnrollmentStatus, MessageStatus
-from aftercare.store.bulk import BulkInsert
+from aftercare.models import Enrollment, Message, Patient, Suppression
+from aftercare.statuses import Audience, ChannelName, EnrollmentStatus, EventKind, MessageStatus
+from aftercare.store import events
+from aftercare.store.events import NewEvent
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Claim:
     enrollment_id: int
     step: str
     occurrence: int
-    channel: str
+    channel: ChannelName
     due_at: datetime
     expires_at: datetime
     attempts: int  # including the attempt this claim is for
@@ -42,16 +43,17 @@ class Claim:
     email: str | None
     timezone: str
     language: str
-    audience: str  # "patient" or "caregiver": templates address each their own way
+    audience: Audience  # templates address the patient and a caregiver each their own way
     # Reconciliation only: since when to look for provider records of earlier attempts (the
     # due time, or the previous claim if that was earlier; see _with_previous).
     previous_claim_at: datetime | None = None
 
     @property
     def address(self) -> str | None:
-        return self.phone if self.channel == "sms" else self.email
+        return self.phone if self.channel == ChannelName.SMS else self.email
 
 
+# Labelled as the fields of Claim, which is built from each row by name.
 _CLAIM_COLUMNS = (
     Message.id,
     Message.enrollment_id,
@@ -63,7 +65,7 @@ _CLAIM_COLUMNS = (
     Message.attempts,
     Enrollment.procedure,
     Enrollment.discharged_at,
-    Patient.id,
+    Patient.id.label("patient_id"),
     Patient.first_name,
     Patient.phone,
     Patient.email,
@@ -90,8 +92,10 @@ def expire_overdue(session: Session, now: datetime, actor: str) -> int:
             ),
         )
     ).all()
-    _set_status(session, ids, MessageStatus.EXPIRED, now)
-    _events(session, ids, "expired", actor, now, "its time to be useful had passed")
+    set_status(session, ids, MessageStatus.EXPIRED, now)
+    events.for_messages(
+        session, ids, EventKind.EXPIRED, actor, now, "its time to be useful had passed"
+    )
     return len(ids)
 
 
@@ -111,8 +115,8 @@ def claim_due(
         )
         # Only by due time, which the (status, next_attempt_at) index yields in order, so the
         # scan stops after ``limit`` rows. A tie-break on id would make PostgreSQL sort every
-        # due row for every batch: a backlog (an outage, a day's enrollments due at the same
-        # local 09:00) cost each claim a sort of the whole backlog, 57 ms at 50,000 rows.
+        # due row for every batch, and a backlog (an outage, a day's enrollments due at the
+        # same local 09:00) is exactly when claims must stay cheap.
         .order_by(Message.next_attempt_at)
         .limit(limit),
     )
@@ -166,7 +170,14 @@ def claim_stale(
         .values(claimed_by=worker, claimed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    _events(session, list(previous), "reconciling", worker, now, "claim went stale (crash or kill)")
+    events.for_messages(
+        session,
+        list(previous),
+        EventKind.RECONCILING,
+        worker,
+        now,
+        "claim went stale (crash or kill)",
+    )
     return [_with_previous(claim, previous[claim.id]) for claim, _ in rows]
 
 
@@ -174,9 +185,9 @@ def _with_previous(claim: Claim, previous: datetime | None) -> Claim:
     """Provider records are looked for since the message was due, not only since the previous
     claim: a reconciliation that crashed in its turn re-stamped ``claimed_at`` (the text went
     out under an older claim), and an earlier attempt that timed out may have reached the
-    provider before this attempt was claimed. After a crash loop of more than the lookup's
-    clock-skew allowance, the previous claim's time alone missed the records and every text
-    went out twice. Retries already look since the due time (dispatch)."""
+    provider before this attempt was claimed. With the previous claim's time alone, a crash
+    loop longer than the lookup's clock-skew allowance would miss the records and send again.
+    Retries already look since the due time (dispatch)."""
     since = claim.due_at if previous is None else min(previous, claim.due_at)
     return Claim(**{**claim.__dict__, "previous_claim_at": since})
 
@@ -193,7 +204,7 @@ def _claim_rows(
 ) -> list[tuple[Claim, str]]:
     """The claims for ``ids``, each with its enrollment's status (re-checked before sending)."""
     query = (
-        select(*_CLAIM_COLUMNS, Enrollment.status)
+        select(*_CLAIM_COLUMNS, Enrollment.status.label("enrollment_status"))
         .join(Enrollment, Message.enrollment_id == Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
         .where(Message.id.in_(list(ids)))
@@ -201,9 +212,10 @@ def _claim_rows(
     )
     rows = []
     for row in session.execute(query):
-        *values, enrollment_status = row
-        values[7] += extra_attempt  # attempts
-        rows.append((Claim(*values), enrollment_status))
+        fields = dict(row._mapping)
+        enrollment_status = fields.pop("enrollment_status")
+        fields["attempts"] += extra_attempt
+        rows.append((Claim(**fields), enrollment_status))
     return rows
 
 
@@ -222,8 +234,8 @@ def _settle_unsendable(
             settled[row.id] = MessageStatus.SUPPRESSED
     for status in set(settled.values()):
         ids = [i for i, s in settled.items() if s == status]
-        _set_status(session, ids, MessageStatus(status), now)
-        _events(session, ids, str(status), worker, now, _REASONS[status])
+        set_status(session, ids, MessageStatus(status), now)
+        events.for_messages(session, ids, EventKind(status), worker, now, _REASONS[status])
     return settled
 
 
@@ -264,19 +276,13 @@ def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: s
 
 
 def _claimed_events(session: Session, claims: Sequence[Claim], worker: str, now: datetime) -> None:
-    """The audit trail's "claimed": who took each message and when, before it was sent. Through
-    the driver's executemany from what the claim already holds (no read): through the ORM these
-    rows cost a quarter of the dispatcher's time with the in-memory channel."""
-    if claims:
-        writer = BulkInsert(session.connection(), Event, _CLAIMED_COLUMNS)
-        at = writer.converter("at")(now)
-        writer.execute([(at, "claimed", worker, c.enrollment_id, c.id) for c in claims])
+    """The audit trail's "claimed": who took each message and when, before it was sent, from
+    what the claim already holds (no read)."""
+    claimed = [NewEvent(EventKind.CLAIMED, worker, c.enrollment_id, c.id) for c in claims]
+    events.write(session, now, claimed)
 
 
-_CLAIMED_COLUMNS = ("at", "kind", "actor", "enrollment_id", "message_id")
-
-
-def _set_status(session: Session, ids: Sequence[int], status: MessageStatus, now: datetime) -> None:
+def set_status(session: Session, ids: Sequence[int], status: MessageStatus, now: datetime) -> None:
     if ids:
         session.execute(
             update(Message)
@@ -286,56 +292,10 @@ def _set_status(session: Session, ids: Sequence[int], status: MessageStatus, now
         )
 
 
-def _events(
-    session: Session, ids: Sequence[int], kind: str, actor: str, now: datetime, reason: str
-) -> None:
-    if not ids:
-        return
-    enrollment_of = dict(
-        session.execute(
-            select(Message.id, Message.enrollment_id).where(Message.id.in_(list(ids)))
-        ).all()
-    )
-    session.execute(
-        insert(Event),
-        [
-            {
-                "at": now,
-                "kind": kind,
-                "actor": actor,
-                "enrollment_id": enrollment_of[i],
-                "message_id": i,
-                "reason": reason,
-            }
-            for i in ids
-        ],
-    )
-
-
-def suppress_address(
-    session: Session, channel: str, address: str, reason: str, actor: str, now: datetime
-) -> int:
-    """Record an opt-out and suppress every pending message to that address on that channel."""
-    exists_already = session.scalar(
-        select(exists().where(and_(Suppression.channel == channel, Suppression.address == address)))
-    )
-    if not exists_already:
-        session.add(Suppression(channel=channel, address=address, reason=reason, created_at=now))
-    column = Patient.phone if channel == "sms" else Patient.email
-    # Enrollments first, then their messages: joined in one query, SQLite would walk every
-    # pending message through the status index instead of the patient's few.
-    enrollment_ids = session.scalars(
-        select(Enrollment.id)
-        .join(Patient, Enrollment.patient_id == Patient.id)
-        .where(column == address)
-    ).all()
-    ids = session.scalars(
-        select(Message.id).where(
-            Message.enrollment_id.in_(list(enrollment_ids)),
-            Message.channel == channel,
-            Message.status.in_([MessageStatus.PENDING, MessageStatus.PAUSED]),
+def next_due(session: Session, channels: Collection[str]) -> datetime | None:
+    """When the next pending message on ``channels`` falls due (or its retry does)."""
+    return session.scalar(
+        select(func.min(Message.next_attempt_at)).where(
+            Message.status == MessageStatus.PENDING, Message.channel.in_(list(channels))
         )
-    ).all()
-    _set_status(session, ids, MessageStatus.SUPPRESSED, now)
-    _events(session, ids, "suppressed", actor, now, reason)
-    return len(ids)
+    )

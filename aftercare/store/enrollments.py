@@ -19,8 +19,9 @@ from aftercare.config import Settings
 from aftercare.enrollment import EnrollmentRequest, identity
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
-from aftercare.statuses import EnrollmentStatus, MessageStatus
-from aftercare.store import bulk
+from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
+from aftercare.store import bulk, events
+from aftercare.store.events import NewEvent
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def _store_new(
     # rows just written: cheaper than RETURNING, which SQLAlchemy does row by row on SQLite.
     written = _existing_enrollments(session, new, patients)
     ids = [written[_enrollment_key(r, patients)] for r in new]
-    # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
+    # A generator: each plan becomes rows and is dropped, so a batch never holds all its plans.
     plans = (
         (
             i,
@@ -214,7 +215,18 @@ def _store_new(
         for i, r in zip(ids, new, strict=True)
     )
     counts = bulk.insert_messages(connection, plans)
-    bulk.insert_events(connection, ids, counts, now, actor)
+    events.write(
+        session,
+        now,
+        [
+            event
+            for enrollment_id, count in zip(ids, counts, strict=True)
+            for event in (
+                NewEvent(EventKind.ENROLLED, actor, enrollment_id),
+                NewEvent(EventKind.PLANNED, actor, enrollment_id, detail={"messages": count}),
+            )
+        ],
+    )
     return ids, counts
 
 

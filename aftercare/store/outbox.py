@@ -14,12 +14,13 @@ from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.channels.base import ChannelError, Receipt
-from aftercare.models import Enrollment, Event, Message
+from aftercare.models import Enrollment, Message
 from aftercare.retry import RetryPolicy, after_failure
-from aftercare.statuses import EnrollmentStatus, MessageStatus
-from aftercare.store import receipts
-from aftercare.store.bulk import BulkInsert, Converter
-from aftercare.store.claims import Claim, suppress_address
+from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
+from aftercare.store import events, receipts
+from aftercare.store.claims import Claim
+from aftercare.store.events import NewEvent
+from aftercare.store.suppressions import suppress_address
 
 log = logging.getLogger("aftercare.store.outbox")
 
@@ -67,39 +68,28 @@ def record_results(
     rng: random.Random,
 ) -> Counter[str]:
     rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    outcomes: list[NewEvent] = []
     opt_outs: set[str] = set()
     for result in results:
         row, event = _outcome(result, now, worker, policy, rng)
         rows.append(row)
-        events.append(event)
+        outcomes.append(event)
         if result.error is not None and result.error.opt_out:
             opt_outs.add(result.claim.phone)
     if rows:
         session.execute(_RECORD, rows)
-        _insert_events(session, events)
+        events.write(session, now, outcomes)
     for phone in opt_outs:
-        suppress_address(session, "sms", phone, "provider reports opt-out (21610)", "provider", now)
+        suppress_address(
+            session, ChannelName.SMS, phone, "provider reports opt-out (21610)", "provider", now
+        )
     # Twilio may have reported on a text before we knew its SID (see aftercare.store.receipts).
-    texts = [r.claim.id for r in results if r.receipt is not None and r.claim.channel == "sms"]
+    texts = [
+        r.claim.id for r in results if r.receipt is not None and r.claim.channel == ChannelName.SMS
+    ]
     receipts.apply_parked(session, texts, now)
     _complete_finished(session, {r.claim.enrollment_id for r in results}, now)
     return Counter(str(row["b_status"]) for row in rows)
-
-
-_EVENT_COLUMNS = ("at", "kind", "actor", "enrollment_id", "message_id", "reason", "detail")
-
-
-def _insert_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
-    """Through the driver's executemany (store.bulk): one event a message, on the hot path."""
-    writer = BulkInsert(session.connection(), Event, _EVENT_COLUMNS)
-    at, detail = writer.converter("at"), writer.converter("detail", remember=False)
-    writer.execute([_event_row(e, at, detail) for e in events])
-
-
-def _event_row(event: dict[str, Any], at: Converter, detail: Converter) -> tuple[Any, ...]:
-    head = tuple(event[column] for column in _EVENT_COLUMNS[1:-1])
-    return (at(event["at"]), *head, detail(event["detail"]))
 
 
 def still_claimed(session: Session, results: Sequence[Result], worker: str) -> list[Result]:
@@ -125,7 +115,7 @@ def still_claimed(session: Session, results: Sequence[Result], worker: str) -> l
 
 def _outcome(
     result: Result, now: datetime, worker: str, policy: RetryPolicy, rng: random.Random
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], NewEvent]:
     claim = result.claim
     row: dict[str, Any] = {
         "b_id": claim.id,
@@ -137,29 +127,22 @@ def _outcome(
         "b_error_code": None,
         "b_error_message": None,
     }
-    event: dict[str, Any] = {
-        "at": now,
-        "actor": worker,
-        "enrollment_id": claim.enrollment_id,
-        "message_id": claim.id,
-        "reason": None,
-        "detail": {"channel": claim.channel, "attempt": claim.attempts},
-    }
+    detail: dict[str, Any] = {"channel": claim.channel, "attempt": claim.attempts}
+
+    def event(kind: EventKind, reason: str | None) -> NewEvent:
+        return NewEvent(kind, worker, claim.enrollment_id, claim.id, reason, detail)
+
     if result.receipt is not None:
         row |= {
             "b_status": MessageStatus.SENT,
             "b_provider_id": result.receipt.provider_id,
             "b_sent_at": now,
         }
-        event |= {
-            "kind": "sent",
-            "reason": "found at the provider after a crash" if result.reconciled else None,
-        }
-        return row, event
+        found = "found at the provider after a crash" if result.reconciled else None
+        return row, event(EventKind.SENT, found)
     if result.expired or result.error is None:
         row |= {"b_status": MessageStatus.EXPIRED}
-        event |= {"kind": "expired", "reason": "expired before it could be re-sent"}
-        return row, event
+        return row, event(EventKind.EXPIRED, "expired before it could be re-sent")
     error = result.error
     outcome = after_failure(error, claim.attempts, claim.expires_at, now, policy, rng)
     row |= {
@@ -168,11 +151,10 @@ def _outcome(
         "b_error_code": error.code,
         "b_error_message": str(error)[:500],
     }
-    kind = "retry" if outcome.status == MessageStatus.PENDING else str(outcome.status)
-    event |= {"kind": kind, "reason": f"{error.code or 'error'}: {error}"[:500]}
+    kind = EventKind.RETRY if outcome.status == MessageStatus.PENDING else EventKind(outcome.status)
     if outcome.next_attempt_at is not None:
-        event["detail"] = event["detail"] | {"next_attempt_at": outcome.next_attempt_at.isoformat()}
-    return row, event
+        detail["next_attempt_at"] = outcome.next_attempt_at.isoformat()
+    return row, event(kind, f"{error.code or 'error'}: {error}"[:500])
 
 
 def _complete_finished(session: Session, enrollment_ids: set[int], now: datetime) -> None:

@@ -28,16 +28,16 @@ from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, not_, or
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.db import transaction
-from aftercare.lifecycle import record
 from aftercare.models import Enrollment, Event, Message, Patient, Reply
-from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
+from aftercare.store.events import record
 
 PURGED_NAME = "(purged)"
 # The phone column is not unique, so one placeholder serves every purged patient; it is no
 # number, so no reply can ever be matched to a purged patient.
 PURGED_PHONE = "purged"
 PURGED_BODY = "(purged)"
-PURGED_KIND = "purged"
+PURGED_KIND = EventKind.PURGED
 
 _FINISHED = (EnrollmentStatus.COMPLETED, EnrollmentStatus.CANCELLED)
 _UNFINISHED_MESSAGES = (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.PAUSED)

@@ -16,9 +16,10 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from aftercare.models import EarlyReceipt, Enrollment, Event, Message, Patient
-from aftercare.statuses import MessageStatus
-from aftercare.store.claims import suppress_address
+from aftercare.models import EarlyReceipt, Enrollment, Message, Patient
+from aftercare.statuses import ChannelName, EventKind, MessageStatus
+from aftercare.store.events import record
+from aftercare.store.suppressions import suppress_address
 
 # How far along each status is; a callback never moves a message to a lower rank, and a
 # message at the last rank (delivered, undelivered, failed) stays where it is.
@@ -49,7 +50,6 @@ SID_MAX = Message.provider_id.type.length or 64
 CODE_MAX = Message.error_code.type.length or 32
 
 _message = cast(Table, Message.__table__)
-_event = cast(Table, Event.__table__)
 
 
 def _forward_statement(new: MessageStatus) -> Any:
@@ -151,17 +151,15 @@ def _move(
     moved = session.execute(_FORWARD[new], {"sid": sid, "now": now, "code": error_code}).first()
     if moved is None:
         return False
-    session.execute(
-        insert(_event),
-        {
-            "at": now,
-            "kind": str(new),
-            "actor": "provider",
-            "enrollment_id": moved.enrollment_id,
-            "message_id": moved.id,
-            "reason": f"error {error_code}" if error_code else None,
-            "detail": {"twilio_status": twilio_status},
-        },
+    record(
+        session,
+        EventKind(new),
+        "provider",
+        now,
+        moved.enrollment_id,
+        moved.id,
+        reason=f"error {error_code}" if error_code else None,
+        detail={"twilio_status": twilio_status},
     )
     if error_code in SUPPRESSING_CODES:
         phone = session.scalar(
@@ -170,5 +168,7 @@ def _move(
             .where(Enrollment.id == moved.enrollment_id)
         )
         if phone is not None:
-            suppress_address(session, "sms", phone, SUPPRESSING_CODES[error_code], "provider", now)
+            suppress_address(
+                session, ChannelName.SMS, phone, SUPPRESSING_CODES[error_code], "provider", now
+            )
     return True

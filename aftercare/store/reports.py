@@ -6,14 +6,15 @@ sharing the database sees the same numbers, because nothing here is kept in memo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aftercare.models import Message, Reply, Worker
-from aftercare.statuses import MessageStatus
+from aftercare.models import Enrollment, Message, Patient, Reply, Worker
+from aftercare.statuses import EnrollmentStatus, MessageStatus
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,63 @@ def snapshot(session: Session, now: datetime) -> Snapshot:
         urgent_unhandled=urgent_unhandled(session),
         workers=workers(session),
     )
+
+
+def pending_by_channel(session: Session) -> dict[str, int]:
+    query = (
+        select(Message.channel, func.count())
+        .where(Message.status == MessageStatus.PENDING)
+        .group_by(Message.channel)
+    )
+    return {channel: count for channel, count in session.execute(query)}
+
+
+def status_totals(session: Session) -> dict[MessageStatus, int]:
+    """Messages by status, all channels together."""
+    query = select(Message.status, func.count()).group_by(Message.status)
+    return {status: count for status, count in session.execute(query)}
+
+
+def sent_out_of_quiet_hours(session: Session) -> int:
+    """Messages sent after quiet hours moved them."""
+    query = select(func.count()).where(
+        Message.status == MessageStatus.SENT, Message.due_at != Message.planned_at
+    )
+    return session.scalar(query) or 0
+
+
+def first_names_by_message(session: Session) -> dict[int, str]:
+    query = (
+        select(Message.id, Patient.first_name)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .join(Patient, Enrollment.patient_id == Patient.id)
+    )
+    return {message_id: name for message_id, name in session.execute(query)}
+
+
+def enrollments(
+    session: Session, status: EnrollmentStatus | None = None, limit: int | None = None
+) -> list[Enrollment]:
+    """Enrollments, newest first (with their patients)."""
+    query = select(Enrollment).join(Patient).order_by(Enrollment.id.desc())
+    if status:
+        query = query.where(Enrollment.status == status)
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def message_counts(session: Session, ids: Iterable[int]) -> dict[int, dict[MessageStatus, int]]:
+    """For each enrollment of ``ids``, its messages by status."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    query = (
+        select(Message.enrollment_id, Message.status, func.count())
+        .where(Message.enrollment_id.in_(ids))
+        .group_by(Message.enrollment_id, Message.status)
+    )
+    counts: dict[int, dict[MessageStatus, int]] = {}
+    for enrollment_id, status, count in session.execute(query):
+        counts.setdefault(enrollment_id, {})[status] = count
+    return counts

@@ -6,11 +6,10 @@ import json
 from datetime import datetime, timedelta
 
 from flask import Blueprint, Response
-from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from aftercare.metrics import CONTENT_TYPE, render_metrics
-from aftercare.models import Worker
+from aftercare.store import workers
 from aftercare.web.http import aftercare_app
 
 # /healthz fails when no dispatcher has ticked for this long (the daemon ticks at least every
@@ -27,8 +26,8 @@ def healthz() -> Response:
     checks: dict[str, str] = {}
     try:
         with app.sessions() as session:
-            session.execute(text("SELECT 1"))
-            last_tick = session.scalar(select(func.max(Worker.last_tick_at)))
+            workers.ping(session)
+            last_tick = workers.last_tick(session)
         checks["database"] = "ok"
         checks["dispatcher"] = _tick_state(last_tick, now)
     except SQLAlchemyError as exc:

@@ -9,9 +9,8 @@ from html import escape
 from flask import Blueprint, Response, request
 
 from aftercare.db import transaction
-from aftercare.lifecycle import record
-from aftercare.models import Patient
-from aftercare.store.claims import suppress_address
+from aftercare.statuses import ChannelName
+from aftercare.store.suppressions import unsubscribe_email
 from aftercare.tokens import read_token
 from aftercare.web.http import aftercare_app, plain
 
@@ -45,19 +44,8 @@ def unsubscribe(token: str) -> Response:
         return _html("Unsubscribe", body)
     now = app.clock.now()
     with transaction(app.sessions) as session:
-        patient = session.get(Patient, found.patient_id)
-        if patient is not None and patient.email and found.channel == "email":
-            count = suppress_address(
-                session, "email", patient.email, "unsubscribe link", "patient", now
-            )
-            record(
-                session,
-                "opted_out",
-                "patient",
-                now,
-                reason="email unsubscribe link",
-                detail={"channel": "email", "patient_id": patient.id, "messages": count},
-            )
+        if found.channel == ChannelName.EMAIL:
+            unsubscribe_email(session, found.patient_id, now)
     body = (
         f"<p>You will get no more reminder emails from {clinic}.</p>"
         "<p>Text messages are separate: reply STOP to a text to stop those too.</p>"

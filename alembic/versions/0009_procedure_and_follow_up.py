@@ -2,7 +2,7 @@
 recorded later; a caregiver's own enrollment beside the patient's
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 15:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = "0009"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

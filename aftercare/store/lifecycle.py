@@ -7,18 +7,18 @@ never rewritten. Each writes one event with the actor and the reason.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.config import Settings
 from aftercare.errors import AftercareError, InputError, NotFoundError
-from aftercare.models import Enrollment, Event, Message
+from aftercare.models import Enrollment, Message
 from aftercare.planner import plan
 from aftercare.schedules.load import Catalog
-from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
 from aftercare.store.enrollments import message_row
+from aftercare.store.events import record
 
 
 def get_enrollment(session: Session, enrollment_id: int) -> Enrollment:
@@ -26,29 +26,6 @@ def get_enrollment(session: Session, enrollment_id: int) -> Enrollment:
     if enrollment is None:
         raise NotFoundError(f"id: no enrollment {enrollment_id}")
     return enrollment
-
-
-def record(
-    session: Session,
-    kind: str,
-    actor: str,
-    now: datetime,
-    enrollment_id: int | None = None,
-    message_id: int | None = None,
-    reason: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        Event(
-            at=now,
-            kind=kind,
-            actor=actor,
-            enrollment_id=enrollment_id,
-            message_id=message_id,
-            reason=reason,
-            detail=detail,
-        )
-    )
 
 
 def cancel(session: Session, enrollment_id: int, reason: str, actor: str, now: datetime) -> int:
@@ -63,7 +40,13 @@ def cancel(session: Session, enrollment_id: int, reason: str, actor: str, now: d
     )
     _set_status(enrollment, EnrollmentStatus.CANCELLED, reason, now)
     record(
-        session, "cancelled", actor, now, enrollment_id, reason=reason, detail={"messages": count}
+        session,
+        EventKind.CANCELLED,
+        actor,
+        now,
+        enrollment_id,
+        reason=reason,
+        detail={"messages": count},
     )
     return count
 
@@ -76,7 +59,15 @@ def pause(
         raise AftercareError(f"id: enrollment {enrollment_id} is already paused")
     count = _move(session, enrollment_id, (MessageStatus.PENDING,), MessageStatus.PAUSED, now)
     _set_status(enrollment, EnrollmentStatus.PAUSED, reason, now)
-    record(session, "paused", actor, now, enrollment_id, reason=reason, detail={"messages": count})
+    record(
+        session,
+        EventKind.PAUSED,
+        actor,
+        now,
+        enrollment_id,
+        reason=reason,
+        detail={"messages": count},
+    )
     return count
 
 
@@ -89,7 +80,15 @@ def resume(
         raise AftercareError(f"id: enrollment {enrollment_id} is {enrollment.status}, not paused")
     count = _move(session, enrollment_id, (MessageStatus.PAUSED,), MessageStatus.PENDING, now)
     _set_status(enrollment, EnrollmentStatus.ACTIVE, reason, now)
-    record(session, "resumed", actor, now, enrollment_id, reason=reason, detail={"messages": count})
+    record(
+        session,
+        EventKind.RESUMED,
+        actor,
+        now,
+        enrollment_id,
+        reason=reason,
+        detail={"messages": count},
+    )
     return count
 
 
@@ -102,20 +101,20 @@ def reschedule(
     actor: str,
     now: datetime,
     reason: str | None = None,
-    kind: str = "rescheduled",
+    kind: EventKind = EventKind.RESCHEDULED,
 ) -> dict[str, int]:
     """Re-plan from a new discharge time. Unsent messages move (or are cancelled if the new plan
     has no such occurrence); messages already sent or finished stay as they are.
 
-    ``kind="discharged"`` records the discharge of a patient enrolled at booking: the steps
+    ``kind=EventKind.DISCHARGED`` records the discharge of a patient enrolled at booking: the steps
     after discharge are added, the ones before the procedure stay as planned."""
     enrollment = _changeable(session, enrollment_id, "reschedule")
-    if kind == "discharged" and not enrollment.awaiting_discharge:
+    if kind == EventKind.DISCHARGED and not enrollment.awaiting_discharge:
         raise AftercareError(
             f"id: enrollment {enrollment_id} is already discharged "
             "(to correct the time: aftercare reschedule)"
         )
-    if kind != "discharged" and enrollment.awaiting_discharge:
+    if kind != EventKind.DISCHARGED and enrollment.awaiting_discharge:
         raise AftercareError(
             f"id: enrollment {enrollment_id} is not discharged yet (first: aftercare discharge)"
         )
