@@ -22,7 +22,7 @@ steps:
       en: "{{ clinic_name }}: Six weeks! See Dr. Lee. {{ clinic_phone }}. Reply STOP to opt out"
       es: "{{ clinic_name }}: ¡Seis semanas! Vea a Dra. Lee. {{ clinic_phone }}. STOP para cancelar"
   - id: walk-more
-    at: "day 14 10:00"
+    at: "day 18 10:00"
     channels: [sms]
     sms:
       en: "{{ clinic_name }}: Short walks help. {{ clinic_phone }}. Reply STOP to opt out"
@@ -68,7 +68,7 @@ def test_a_clinic_file_that_extends_the_base_passes_the_lint(run: CliRun, folder
     result = run("schedules", "check")
 
     assert result.exit_code == 0, result.output
-    assert "(kyphoplasty-north, 7 steps, en, es)" in result.stdout
+    assert "(kyphoplasty-north, 8 steps, en, es)" in result.stdout
 
 
 def test_a_broken_file_is_reported_and_the_others_are_still_listed(

@@ -313,11 +313,9 @@ class _StepValidator:
     def _audience(self) -> tuple[Audience, ...]:
         value = self.item.get("audience", [Audience.PATIENT.value])
         if not isinstance(value, list) or not value or any(a not in AUDIENCES for a in value):
-            raise self.p.at(
-                self.item,
-                "audience",
-                f"step {self.id}: audience must be a list drawn from {list(AUDIENCES)}",
-            )
+            allowed = [a.value for a in AUDIENCES]
+            reason = f"step {self.id}: audience must be a list drawn from {allowed}"
+            raise self.p.at(self.item, "audience", reason)
         return tuple(dict.fromkeys(Audience(a) for a in value))
 
     def _repeat(self, at: When) -> Repeat | None:
