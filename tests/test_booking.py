@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import CliRun
@@ -129,3 +130,40 @@ def test_the_evening_before_text_goes_out_through_the_daemon(
     assert result.exit_code == 0, result.output
     assert "For tomorrow: an adult must drive you home." in result.stdout
     assert "Subject: Getting ready for tomorrow" in result.stdout
+
+
+def test_a_csv_of_bookings_with_caregivers_enrolls_both_people(run: CliRun, tmp_path: Path) -> None:
+    path = tmp_path / "bookings.csv"
+    path.write_text(
+        "first_name,phone,timezone,procedure,discharged_at,procedure_at,"
+        "caregiver_name,caregiver_phone\n"
+        f"Ana,+12025550143,America/Chicago,kyphoplasty,,{BOOKED},Sam,+12025550178\n"
+        f"Bo,+12025550111,America/Chicago,vertebroplasty,,{BOOKED},,\n",
+        encoding="utf-8",
+    )
+
+    result = run("import", str(path))
+    listed = json.loads(run("patients", "list", "--json").stdout)
+
+    assert result.exit_code == 0, result.output
+    assert sorted((r["first_name"], r["procedure"]) for r in listed) == [
+        ("Ana", "kyphoplasty"),
+        ("Bo", "vertebroplasty"),
+        ("Sam", "kyphoplasty"),
+    ]
+
+
+def test_a_csv_row_without_a_discharge_or_a_booking_is_named(run: CliRun, tmp_path: Path) -> None:
+    path = tmp_path / "bookings.csv"
+    path.write_text(
+        "first_name,phone,timezone,procedure,discharged_at\n"
+        "Ana,+12025550143,America/Chicago,kyphoplasty,\n",
+        encoding="utf-8",
+    )
+
+    result = run("import", str(path))
+
+    assert result.exit_code == 1
+    assert "bookings.csv:2: discharged_at: is required (or procedure_at, when only booked)" in (
+        result.stderr
+    )
