@@ -50,6 +50,10 @@ class DispatchOptions:
     record_patience: timedelta = timedelta(minutes=1)
 
 
+class _TimelineUnavailable(LookupError):
+    """The message's procedure has no timeline loaded (its file has an error, or is gone)."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -175,8 +179,8 @@ class Dispatcher:
         try:
             outgoing = self._outgoing(claim)
         except _TimelineUnavailable as exc:
-            # Its file has an error (a clinic's edit): the message waits for the fix, retried
-            # like any transient error until it expires, instead of failing for good.
+            # Its file has an error (a clinic's edit): retried like any transient error (until it
+            # expires or runs out of attempts) instead of failing at once, so a fix can send it.
             log.warning("timeline unavailable message=%s step=%s", claim.id, claim.step)
             return Result(claim, error=ChannelError(str(exc), permanent=False, code="timeline"))
         except Exception as exc:  # a template or timeline that cannot render this message
@@ -305,7 +309,3 @@ def first_line(exc: DBAPIError) -> str:
 
 
 __all__ = ["DispatchOptions", "Dispatcher", "Receipt", "first_line"]
-
-
-class _TimelineUnavailable(LookupError):
-    """The message's procedure has no timeline loaded (its file has an error, or is gone)."""

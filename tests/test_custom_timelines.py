@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from aftercare.app import App
 from aftercare.config import Settings
+from aftercare.models import Message
 from tests.conftest import CliRun
 
 OWN = """\
@@ -110,3 +113,24 @@ def test_the_daemon_names_a_broken_file_at_start_and_sends_the_rest(
     assert result.exit_code == 0, result.output
     assert "timeline unavailable: " in result.stderr and "hip.yaml:4" in result.stderr
     assert "Keep the bandage on 2 days" in result.stdout
+
+
+def test_messages_of_a_timeline_broken_after_enrollment_wait_instead_of_failing(
+    run: CliRun, folder: Path, enroll_args, settings: Settings, clock, app: App
+) -> None:
+    own = folder / "kyphoplasty-north.yaml"
+    own.write_text(OWN, encoding="utf-8")
+    run(*enroll_args(procedure="kyphoplasty-north", **{"discharged-at": "2026-11-23T08:00-06:00"}))
+    own.write_text(OWN.replace("steps:", "steps: ["), encoding="utf-8")  # a clinic's bad edit
+    restarted = App(settings, clock, actor="staff:test")  # reads the files again
+
+    result = CliRun(restarted)("run", "--once", "--dry-run")
+    restarted.close()
+
+    assert result.exit_code == 0, result.output
+    assert "timeline unavailable: " in result.stderr
+    with app.sessions() as session:
+        welcome = session.scalars(
+            select(Message).where(Message.step == "welcome-home", Message.channel == "sms")
+        ).one()
+        assert (welcome.status, welcome.error_code) == ("pending", "timeline")
