@@ -28,10 +28,10 @@ from aftercare.db import transaction
 from aftercare.planner import zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
-from aftercare.schedules.load import Catalog
+from aftercare.schedules.load import Catalog, load_snapshot
 from aftercare.schedules.model import Step, Timeline
 from aftercare.statuses import ChannelName
-from aftercare.store import claims
+from aftercare.store import claims, timelines
 from aftercare.store.outbox import Result, record_results, still_claimed
 from aftercare.tokens import make_token
 
@@ -69,6 +69,8 @@ class Dispatcher:
         self.sessions = sessions
         self.channels = dict(channels)
         self.catalog = catalog
+        # Timeline versions loaded from what enrollments kept, by id (they never change).
+        self._kept: dict[int, Timeline] = {}
         self.settings = settings
         self.clock = clock
         self.worker = worker
@@ -212,10 +214,7 @@ class Dispatcher:
             )
 
     def _outgoing(self, claim: claims.Claim) -> Outgoing:
-        try:
-            timeline = self.catalog.get(claim.procedure)
-        except KeyError as exc:
-            raise _TimelineUnavailable(str(exc.args[0])) from None
+        timeline = self._timeline(claim)
         step = timeline.step_by_id.get(claim.step)
         if step is None or claim.channel not in step.channels:
             raise LookupError(
@@ -249,6 +248,30 @@ class Dispatcher:
             first_attempt_at=claim.previous_claim_at or claim.due_at,
         )
         return outgoing
+
+    def _timeline(self, claim: claims.Claim) -> Timeline:
+        """The file's timeline while it loads at the version planned; else the texts the
+        enrollment was planned with (a clinic's file broken or moved on since)."""
+        try:
+            current: Timeline | None = self.catalog.get(claim.procedure)
+            problem = ""
+        except KeyError as exc:
+            current, problem = None, str(exc.args[0])
+        if current is not None and current.version == claim.schedule_version:
+            return current
+        if claim.timeline_id is None:
+            if current is not None:
+                return current  # enrolled before versions were kept: the file as it is
+            raise _TimelineUnavailable(problem)
+        kept = self._kept.get(claim.timeline_id)
+        if kept is None:
+            with self.sessions() as session:
+                stored = timelines.stored_version(session, claim.timeline_id)
+                if stored is None:
+                    raise _TimelineUnavailable(problem or "its timeline version is gone")
+                kept = load_snapshot(stored.main_file, stored.files)
+            self._kept[claim.timeline_id] = kept
+        return kept
 
     def _calendar(
         self, timeline: Timeline, step: Step, claim: claims.Claim

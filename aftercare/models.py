@@ -81,6 +81,22 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class TimelineVersion(Base):
+    """The texts of one version of a timeline file (and its bases) that patients were planned
+    with: their messages render from it when the file has since broken or moved on."""
+
+    __tablename__ = "timeline_version"
+    __table_args__ = (UniqueConstraint("name", "version", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    main_file: Mapped[str] = mapped_column(String(255))
+    files: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Patient(Base):
     __tablename__ = "patient"
 
@@ -104,6 +120,7 @@ class Enrollment(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     procedure: Mapped[str] = mapped_column(String(64))
     schedule_version: Mapped[int] = mapped_column(Integer)
+    timeline_id: Mapped[int | None] = mapped_column(ForeignKey("timeline_version.id"))
     channels: Mapped[str] = mapped_column(String(32))
     discharged_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Enrolled when the procedure was booked: the steps before it are planned, and until the

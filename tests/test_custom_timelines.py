@@ -4,14 +4,13 @@ broken file never stops the others."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from aftercare.app import App
 from aftercare.config import Settings
-from aftercare.models import Message
 from tests.conftest import CliRun
 
 OWN = """\
@@ -115,22 +114,52 @@ def test_the_daemon_names_a_broken_file_at_start_and_sends_the_rest(
     assert "Keep the bandage on 2 days" in result.stdout
 
 
-def test_messages_of_a_timeline_broken_after_enrollment_wait_instead_of_failing(
-    run: CliRun, folder: Path, enroll_args, settings: Settings, clock, app: App
+def test_patients_enrolled_before_a_file_broke_keep_the_version_they_were_planned_with(
+    run: CliRun, folder: Path, enroll_args, restarted: Callable[[], CliRun]
 ) -> None:
     own = folder / "kyphoplasty-north.yaml"
     own.write_text(OWN, encoding="utf-8")
     run(*enroll_args(procedure="kyphoplasty-north", **{"discharged-at": "2026-11-23T08:00-06:00"}))
     own.write_text(OWN.replace("steps:", "steps: ["), encoding="utf-8")  # a clinic's bad edit
-    restarted = App(settings, clock, actor="staff:test")  # reads the files again
 
-    result = CliRun(restarted)("run", "--once", "--dry-run")
-    restarted.close()
+    result = restarted()("run", "--once", "--dry-run")
 
     assert result.exit_code == 0, result.output
-    assert "timeline unavailable: " in result.stderr
-    with app.sessions() as session:
-        welcome = session.scalars(
-            select(Message).where(Message.step == "welcome-home", Message.channel == "sms")
-        ).one()
-        assert (welcome.status, welcome.error_code) == ("pending", "timeline")
+    assert "timeline unavailable: " in result.stderr  # reported, and still sent:
+    assert "Keep the bandage on 2 days" in result.stdout
+
+
+def test_patients_enrolled_before_a_new_version_keep_the_one_they_were_planned_with(
+    run: CliRun, folder: Path, enroll_args, restarted: Callable[[], CliRun]
+) -> None:
+    own = folder / "kyphoplasty-north.yaml"
+    own.write_text(OWN, encoding="utf-8")
+    run(*enroll_args(procedure="kyphoplasty-north", **{"discharged-at": "2026-11-23T08:00-06:00"}))
+    newer = OWN.replace("version: 1", "version: 2").replace(
+        "  - id: six-weeks",
+        "  - id: welcome-home\n    sms:\n"
+        '      en: "{{ clinic_name }}: Version two. {{ clinic_phone }}. Reply STOP to opt out"\n'
+        '      es: "{{ clinic_name }}: Versión dos. {{ clinic_phone }}. STOP para cancelar"\n'
+        "  - id: six-weeks",
+    )
+    own.write_text(newer, encoding="utf-8")
+
+    result = restarted()("run", "--once", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "Keep the bandage on 2 days" in result.stdout
+    assert "Version two" not in result.stdout
+
+
+@pytest.fixture
+def restarted(settings: Settings, clock) -> Iterator[Callable[[], CliRun]]:
+    """The CLI of a new process: it reads the timeline files again."""
+    apps: list[App] = []
+
+    def make() -> CliRun:
+        apps.append(App(settings, clock, actor="staff:test"))
+        return CliRun(apps[-1])
+
+    yield make
+    for app in apps:
+        app.close()

@@ -10,7 +10,9 @@ and add new ones after them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +90,28 @@ class Catalog:
 
 def load_timeline(path: Path) -> Timeline:
     """Load, merge and validate one file; raises ScheduleError naming file, line and reason."""
-    data = _merged(path, seen=())
-    return validate(str(path), data)
+    texts: dict[str, str] = {}
+    data = _merged(path, (), texts)
+    return replace(validate(str(path), data), files=texts)
 
 
-def _read(path: Path) -> LineDict:
+def load_snapshot(main: str, files: Mapping[str, str]) -> Timeline:
+    """A timeline from the texts an enrollment kept (``Timeline.files``), ``main`` the file
+    staff enrolled with: the version planned, whatever its file has become since."""
+    with tempfile.TemporaryDirectory(prefix="aftercare-timeline-") as folder:
+        for name, text in files.items():
+            if Path(name).name != name:  # a stored name is a bare file name; never a path
+                raise ScheduleError(name, None, "not a file name")
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+        return load_timeline(Path(folder) / main)
+
+
+def _read(path: Path, texts: dict[str, str]) -> LineDict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScheduleError(str(path), None, f"cannot read the file ({exc})") from None
+    texts[path.name] = text
     try:
         data = load_yaml(text, str(path))
     except yaml.MarkedYAMLError as exc:
@@ -127,8 +142,8 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     return str(exc.problem)
 
 
-def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
-    data = _read(path)
+def _merged(path: Path, seen: tuple[Path, ...], texts: dict[str, str]) -> LineDict:
+    data = _read(path, texts)
     if "extends" not in data:
         return data
     parent_name = data["extends"]
@@ -148,7 +163,7 @@ def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
     if not parent_path.is_file():
         reason = f"extends {parent_path.name}, not found here nor among the built-in bases"
         raise ScheduleError(str(path), data.line_of("extends"), reason)
-    return _merge(_merged(parent_path, (*seen, path)), data)
+    return _merge(_merged(parent_path, (*seen, path), texts), data)
 
 
 def _merge(base: LineDict, child: LineDict) -> LineDict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,6 +55,17 @@ class Timeline:
     source: str
     # Milestones that become calendar events, with the event's title in each language.
     calendar: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The texts of the file and of the bases it extends, by file name: what enrollments keep, so
+    # a file broken later does not stop the messages already planned from it.
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Names these exact texts (sha256 of the files, in name order)."""
+        hashed = hashlib.sha256()
+        for name in sorted(self.files):
+            hashed.update(f"{name}\0{self.files[name]}\0".encode())
+        return hashed.hexdigest()
 
     @property
     def title(self) -> str:

@@ -11,7 +11,7 @@ SQL and the same processors, only called less often.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 from aftercare.enrollment import EnrollmentRequest
 from aftercare.models import Enrollment, Message
 from aftercare.planner import PlannedMessage
+from aftercare.schedules.model import Timeline
 from aftercare.statuses import EnrollmentStatus, MessageStatus
 
 Row = tuple[Any, ...]
@@ -103,6 +104,7 @@ ENROLLMENT_COLUMNS = (
     "patient_id",
     "procedure",
     "schedule_version",
+    "timeline_id",
     "channels",
     "discharged_at",
     "procedure_at",
@@ -129,9 +131,13 @@ MESSAGE_COLUMNS = (
 
 
 def insert_enrollments(
-    connection: Connection, new: Sequence[tuple[int, EnrollmentRequest]], now: datetime
+    connection: Connection,
+    new: Sequence[tuple[int, EnrollmentRequest]],
+    versions: Mapping[Timeline, int],
+    now: datetime,
 ) -> None:
-    """One active enrollment per (patient id, request)."""
+    """One active enrollment per (patient id, request), with the id of its timeline's stored
+    version (``versions``)."""
     writer = BulkInsert(connection, Enrollment, ENROLLMENT_COLUMNS)
     to_db = writer.converter("discharged_at")  # created_at and updated_at have the same type
     flag = writer.converter("awaiting_discharge")
@@ -142,12 +148,13 @@ def insert_enrollments(
             patient_id,
             r.timeline.name,
             r.timeline.version,
+            versions[r.timeline],
             ",".join(r.channels),
             to_db(r.discharged_at),
             to_db(r.procedure_at),
             flag(r.awaiting_discharge),
             to_db(r.follow_up_at),
-            r.audience,
+            r.audience.value,
             r.caregiver_for,
             active,
             created,

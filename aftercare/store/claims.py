@@ -44,6 +44,10 @@ class Claim:
     timezone: str
     language: str
     audience: Audience  # templates address the patient and a caregiver each their own way
+    # The timeline version the enrollment was planned with (None: enrolled before they were
+    # kept), for when the file has broken or moved on since.
+    timeline_id: int | None
+    schedule_version: int
     # Reconciliation only: since when to look for provider records of earlier attempts (the
     # due time, or the previous claim if that was earlier; see _with_previous).
     previous_claim_at: datetime | None = None
@@ -72,6 +76,8 @@ _CLAIM_COLUMNS = (
     Patient.timezone,
     Patient.language,
     Enrollment.audience,
+    Enrollment.timeline_id,
+    Enrollment.schedule_version,
 )
 
 

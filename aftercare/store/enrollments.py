@@ -20,7 +20,7 @@ from aftercare.enrollment import EnrollmentRequest, identity
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
 from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
-from aftercare.store import bulk, events
+from aftercare.store import bulk, events, timelines
 from aftercare.store.events import NewEvent
 
 
@@ -192,7 +192,8 @@ def _store_new(
     if not new:
         return [], []
     connection = session.connection()
-    bulk.insert_enrollments(connection, [(patients[r.identity], r) for r in new], now)
+    versions = timelines.version_ids(session, {r.timeline for r in new}, now)
+    bulk.insert_enrollments(connection, [(patients[r.identity], r) for r in new], versions, now)
     # Read back by the unique key (patient, procedure, discharge time), which names exactly the
     # rows just written: cheaper than RETURNING, which SQLAlchemy does row by row on SQLite.
     written = _existing_enrollments(session, new, patients)

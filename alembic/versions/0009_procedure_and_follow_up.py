@@ -1,5 +1,6 @@
-"""procedure and follow-up times, caregivers: enroll when the procedure is booked, discharge
-recorded later; a caregiver's own enrollment beside the patient's
+"""procedure and follow-up times, caregivers, timeline versions: enroll when the procedure is
+booked, discharge recorded later; a caregiver's own enrollment beside the patient's; the timeline
+texts each enrollment was planned with
 
 Revision ID: 0009
 Revises: 0004
@@ -21,7 +22,29 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "timeline_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("main_file", sa.String(length=255), nullable=False),
+        sa.Column("files", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_timeline_version")),
+        sa.UniqueConstraint(
+            "name", "version", "digest", name=op.f("uq_timeline_version_name_version_digest")
+        ),
+    )
     with op.batch_alter_table("enrollment", schema=None) as batch_op:
+        # The timeline texts the enrollment was planned with (none before this revision).
+        batch_op.add_column(sa.Column("timeline_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_enrollment_timeline_id_timeline_version"),
+            "timeline_version",
+            ["timeline_id"],
+            ["id"],
+        )
         batch_op.add_column(sa.Column("procedure_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("follow_up_at", sa.DateTime(timezone=True), nullable=True))
         # Enrolled at booking: discharged_at holds the procedure time until the discharge is
@@ -59,3 +82,8 @@ def downgrade() -> None:
         batch_op.drop_column("awaiting_discharge")
         batch_op.drop_column("follow_up_at")
         batch_op.drop_column("procedure_at")
+        batch_op.drop_constraint(
+            batch_op.f("fk_enrollment_timeline_id_timeline_version"), type_="foreignkey"
+        )
+        batch_op.drop_column("timeline_id")
+    op.drop_table("timeline_version")
