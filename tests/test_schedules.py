@@ -109,6 +109,7 @@ def test_the_builtin_timelines_load_from_the_shared_base(name: str, titles: dict
         "soreness-check",
         "no-heavy-lifting",
         "six-weeks",
+        "follow-up-visit",
     ]
     assert all(Path(s.source).name == "_spine-augmentation.yaml" for s in timeline.steps)
     assert set(timeline.milestones) == {"bandage_off", "last_day_no_lifting", "lifting_resumes"}
@@ -486,6 +487,7 @@ def test_schedules_show_prints_the_steps(run: CliRun) -> None:
         "soreness-check",
         "no-heavy-lifting",
         "six-weeks",
+        "follow-up-visit",
     ]
     assert steps["welcome-home"]["at"] == "+2h"
     assert steps["bandage-off"]["at"] == "+2d"  # 48 hours, whatever the time of discharge
