@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from aftercare.errors import InputError
+from aftercare.identity import identity_key
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Timeline
 from aftercare.statuses import Audience
@@ -75,15 +76,14 @@ class EnrollmentRequest:
     audience: Audience = Audience.PATIENT
     caregiver_for: int | None = None
     caregiver: EnrollmentRequest | None = None
+    # False when staff left the language out and the timeline's default was taken: a patient
+    # on file then keeps their own.
+    language_given: bool = True
 
     @property
-    def identity(self) -> tuple[str, ...]:
-        """Who the patient is, for idempotency: the MRN if staff gave one."""
-        return identity(self.external_id, self.phone, self.first_name)
-
-
-def identity(external_id: str | None, phone: str, first_name: str) -> tuple[str, ...]:
-    return ("mrn", external_id) if external_id else ("phone", phone, first_name)
+    def identity(self) -> str:
+        """Who the patient is (:func:`aftercare.identity.identity_key`): the MRN if given."""
+        return identity_key(self.external_id, self.phone, self.first_name)
 
 
 def parse_request(
@@ -134,6 +134,7 @@ def parse_request(
         procedure_at=procedure,
         follow_up_at=follow_up,
         awaiting_discharge=discharged is None,
+        language_given=bool(values.get("language")),
     )
     if any(values.get(name) for name in CAREGIVER_FIELDS):
         return replace(patient, caregiver=_caregiver(patient, values))
@@ -168,6 +169,7 @@ def _caregiver(patient: EnrollmentRequest, values: Mapping[str, str]) -> Enrollm
         channels=("sms", "email") if email else ("sms",),
         external_id=None,
         audience=Audience.CAREGIVER,
+        language_given=bool(values.get("caregiver_language")),
     )
 
 

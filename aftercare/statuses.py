@@ -23,6 +23,7 @@ class MessageStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
+    CAPPED = "capped"  # over the per-number SMS cap with no allowed slot before it expired
 
 
 # Statuses a message can still leave on its own; everything else is history.
@@ -49,6 +50,7 @@ class EventKind(StrEnum):
     RESCHEDULED = "rescheduled"
     DISCHARGED = "discharged"  # the discharge of a patient enrolled when the procedure was booked
     PURGED = "purged"
+    CONTACT_EDITED = "contact_edited"  # aftercare patients edit: which fields, never the values
     # A message's life, by dispatchers and the provider
     CLAIMED = "claimed"
     RECONCILING = "reconciling"
@@ -59,6 +61,8 @@ class EventKind(StrEnum):
     RETRY = "retry"
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"  # held back by the per-number SMS cap until an allowed time
+    CAPPED = "capped"  # held back by the cap with no allowed time before it expired
     # Patients' replies and what came of them
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"

@@ -23,7 +23,7 @@ from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus, EventKind
 from aftercare.store import lifecycle
-from aftercare.store.enrollments import caregiver_enrollments, enroll_many
+from aftercare.store.enrollments import Enrolled, Refused, caregiver_enrollments, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
@@ -86,28 +86,54 @@ LIST_COLUMNS = [
 @click.option(
     "--external-id", metavar="MRN", help="The clinic's patient id; makes enrolling idempotent."
 )
+@click.option(
+    "--reschedule",
+    is_flag=True,
+    help="If the patient is enrolled in this procedure already, move it to this discharge time.",
+)
 @json_option
 @pass_app
-def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
+def enroll(app: App, /, as_json: bool, reschedule: bool, **fields: Any) -> None:
     """Enroll one patient at discharge (or when the procedure is booked) and plan their
     reminders."""
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
     except InputError as exc:
-        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+        raise as_flag(exc) from None
     with transaction(app.sessions) as session:
         (result,) = enroll_many(session, [request], app.settings, now, app.actor)
+        moved = isinstance(result, Refused)
+        if isinstance(result, Refused):
+            if not (reschedule and result.error.field == "discharged_at"):
+                raise as_flag(result.error)
+            lifecycle.reschedule(
+                session,
+                result.enrollment_id,
+                request.discharged_at,
+                app.catalog,
+                app.settings,
+                app.actor,
+                now,
+                "enroll --reschedule",
+            )
         summary = views.show_enrollment(session, result.enrollment_id)
-    summary["created"] = result.created
+    summary["created"] = isinstance(result, Enrolled) and result.created
+    summary["rescheduled"] = moved
     if as_json:
         print_json(summary)
         return
-    verb = "enrolled" if result.created else "already enrolled (nothing changed)"
+    verb = "enrolled" if summary["created"] else "already enrolled (nothing changed)"
     click.echo(
-        f"{verb}: id {summary['id']}, {request.timeline.name}, {len(summary['messages'])} messages"
+        f"{'rescheduled' if moved else verb}: id {summary['id']}, {request.timeline.name}, "
+        f"{len(summary['messages'])} messages"
     )
     _print_messages(summary["messages"])
+
+
+def as_flag(error: InputError) -> InputError:
+    """The error with its field named as the flag staff typed."""
+    return InputError(FLAGS.get(error.field, error.field), error.problem)
 
 
 def _print_messages(messages: list[dict[str, Any]]) -> None:
@@ -307,7 +333,7 @@ def _print_replies(data: dict[str, Any]) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    why = _reason(reason) or ""
+    why = parse_reason(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
         for caregiver in caregiver_enrollments(session, enrollment_id):
@@ -322,7 +348,9 @@ def cancel(app: App, enrollment_id: int, reason: str) -> None:
 def pause(app: App, enrollment_id: int, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
     with transaction(app.sessions) as session:
-        count = lifecycle.pause(session, enrollment_id, _reason(reason), app.actor, app.clock.now())
+        count = lifecycle.pause(
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
+        )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
 
@@ -334,7 +362,7 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, _reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, parse_reason(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -349,7 +377,7 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = _reason(reason)
+    why = parse_reason(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -377,7 +405,7 @@ def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | No
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = _reason(reason)
+    why = parse_reason(reason)
     try:
         with transaction(app.sessions) as session:
             enrollment = lifecycle.get_enrollment(session, enrollment_id)
@@ -403,7 +431,8 @@ def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | No
     click.echo(f"discharged enrollment {enrollment_id}: {counts['added']} message(s) planned")
 
 
-def _reason(reason: str | None) -> str | None:
+def parse_reason(reason: str | None) -> str | None:
+    """A --reason as the audit trail keeps it: spaces collapsed, none empty or too long."""
     if reason is None:
         return None
     cleaned = " ".join(reason.split())

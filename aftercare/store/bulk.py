@@ -11,18 +11,15 @@ SQL and the same processors, only called less often.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import DeclarativeBase
 
-from aftercare.enrollment import EnrollmentRequest
-from aftercare.models import Enrollment, Message
+from aftercare.models import Message
 from aftercare.planner import PlannedMessage
-from aftercare.schedules.model import Timeline
-from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.statuses import MessageStatus
 
 Row = tuple[Any, ...]
 Converter = Callable[[Any], Any]
@@ -100,22 +97,6 @@ def _same(value: Any) -> Any:
 
 # --- the rows a batch of new enrollments adds ---------------------------------------------------
 
-ENROLLMENT_COLUMNS = (
-    "patient_id",
-    "procedure",
-    "schedule_version",
-    "timeline_id",
-    "channels",
-    "discharged_at",
-    "procedure_at",
-    "awaiting_discharge",
-    "follow_up_at",
-    "audience",
-    "caregiver_for",
-    "status",
-    "created_at",
-    "updated_at",
-)
 MESSAGE_COLUMNS = (
     "enrollment_id",
     "step",
@@ -128,41 +109,6 @@ MESSAGE_COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-
-
-def insert_enrollments(
-    connection: Connection,
-    new: Sequence[tuple[int, EnrollmentRequest]],
-    versions: Mapping[Timeline, int],
-    now: datetime,
-) -> None:
-    """One active enrollment per (patient id, request), with the id of its timeline's stored
-    version (``versions``)."""
-    writer = BulkInsert(connection, Enrollment, ENROLLMENT_COLUMNS)
-    to_db = writer.converter("discharged_at")  # created_at and updated_at have the same type
-    flag = writer.converter("awaiting_discharge")
-    created = to_db(now)
-    active = EnrollmentStatus.ACTIVE.value
-    rows = [
-        (
-            patient_id,
-            r.timeline.name,
-            r.timeline.version,
-            versions[r.timeline],
-            ",".join(r.channels),
-            to_db(r.discharged_at),
-            to_db(r.procedure_at),
-            flag(r.awaiting_discharge),
-            to_db(r.follow_up_at),
-            r.audience.value,
-            r.caregiver_for,
-            active,
-            created,
-            created,
-        )
-        for patient_id, r in new
-    ]
-    writer.execute(rows)
 
 
 def insert_messages(

@@ -3,7 +3,7 @@ booked, discharge recorded later; a caregiver's own enrollment beside the patien
 texts each enrollment was planned with
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 15:30:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
