@@ -130,12 +130,13 @@ class Enrollment(Base):
     # Enrolled when the procedure was booked: the steps before it are planned, and until the
     # discharge is recorded (`aftercare discharge`) discharged_at holds the procedure's time.
     procedure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    awaiting_discharge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Server defaults only: rows written by code that predates these columns get them too.
+    awaiting_discharge: Mapped[bool] = mapped_column(Boolean, server_default=false())
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A caregiver's enrollment (a Patient row of their own: their number, consent and STOP),
     # planned with the steps for that audience, beside the patient's enrollment it is for.
     audience: Mapped[Audience] = mapped_column(
-        _enum(Audience, 16), default=Audience.PATIENT, server_default=Audience.PATIENT.value
+        _enum(Audience, 16), server_default=Audience.PATIENT.value
     )
     caregiver_for: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
     status: Mapped[EnrollmentStatus] = mapped_column(
