@@ -161,8 +161,9 @@ def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispa
     (opted_in,) = events(web.app, "opted_in")
     assert (opted_in.actor, opted_in.detail["lifted"]) == ("patient", True)
     later = enroll(web.app, clock, "vertebroplasty", LATER)
-    # Day 2 09:00 in Chicago: the later enrollment's first text after today's (one a day).
-    clock.set(clock.now().replace(day=25, hour=15))
+    # 48 hours after the later discharge (11:00 in Chicago on day 2): its bandage text, the
+    # first text after today's (one a day).
+    clock.set(clock.now().replace(day=25, hour=17))
     dispatcher.dispatch_due()
     assert statuses(web.app, later)["bandage-off"] == "sent"
     assert [m.message_id for m in channels["sms"].sent][-1] > 0
