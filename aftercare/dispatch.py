@@ -33,11 +33,11 @@ from aftercare.inflight import Pipeline, Shape
 from aftercare.planner import zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
-from aftercare.schedules.load import Catalog
+from aftercare.schedules.load import Catalog, load_snapshot
 from aftercare.schedules.model import Step, Timeline
 from aftercare.smscap import SmsCaps
 from aftercare.statuses import ChannelName
-from aftercare.store import claims
+from aftercare.store import claims, timelines
 from aftercare.store.outbox import Result, record_results, still_claimed
 from aftercare.tokens import make_token
 
@@ -59,6 +59,10 @@ class DispatchOptions:
     record_patience: timedelta = timedelta(minutes=1)
 
 
+class _TimelineUnavailable(LookupError):
+    """The message's procedure has no timeline loaded (its file has an error, or is gone)."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -74,6 +78,8 @@ class Dispatcher:
         self.sessions = sessions
         self.channels = dict(channels)
         self.catalog = catalog
+        # Timeline versions loaded from what enrollments kept, by id (they never change).
+        self._kept: dict[int, Timeline] = {}
         self.settings = settings
         self.clock = clock
         self.worker = worker
@@ -194,6 +200,11 @@ class Dispatcher:
         channel = self.channels[claim.channel]
         try:
             outgoing = self._outgoing(claim)
+        except _TimelineUnavailable as exc:
+            # Its file has an error (a clinic's edit): retried like any transient error (until it
+            # expires or runs out of attempts) instead of failing at once, so a fix can send it.
+            log.warning("timeline unavailable message=%s step=%s", claim.id, claim.step)
+            return Result(claim, error=ChannelError(str(exc), permanent=False, code="timeline"))
         except ChannelError as exc:  # rendered, but must not go out (a text too long)
             return Result(claim, error=exc)
         except Exception as exc:  # a template or timeline that cannot render this message
@@ -225,13 +236,15 @@ class Dispatcher:
             )
 
     def _outgoing(self, claim: claims.Claim) -> Outgoing:
-        timeline = self.catalog.get(claim.procedure)
+        timeline = self._timeline(claim)
         step = timeline.step_by_id.get(claim.step)
         if step is None or claim.channel not in step.channels:
             raise LookupError(
                 f"step {claim.step!r} ({claim.channel}) is no longer in {timeline.name}"
             )
-        recipient = Recipient(claim.first_name, claim.timezone, claim.language, claim.discharged_at)
+        recipient = Recipient(
+            claim.first_name, claim.timezone, claim.language, claim.discharged_at, claim.audience
+        )
         rendered = render_message(
             timeline, step, claim.channel, recipient, self.clinic, claim.due_at
         )
@@ -265,6 +278,30 @@ class Dispatcher:
             first_attempt_at=claim.previous_claim_at or claim.due_at,
         )
         return outgoing
+
+    def _timeline(self, claim: claims.Claim) -> Timeline:
+        """The file's timeline while it loads at the version planned; else the texts the
+        enrollment was planned with (a clinic's file broken or moved on since)."""
+        try:
+            current: Timeline | None = self.catalog.get(claim.procedure)
+            problem = ""
+        except KeyError as exc:
+            current, problem = None, str(exc.args[0])
+        if current is not None and current.version == claim.schedule_version:
+            return current
+        if claim.timeline_id is None:
+            if current is not None:
+                return current  # enrolled before versions were kept: the file as it is
+            raise _TimelineUnavailable(problem)
+        kept = self._kept.get(claim.timeline_id)
+        if kept is None:
+            with self.sessions() as session:
+                stored = timelines.stored_version(session, claim.timeline_id)
+                if stored is None:
+                    raise _TimelineUnavailable(problem or "its timeline version is gone")
+                kept = load_snapshot(stored.main_file, stored.files)
+            self._kept[claim.timeline_id] = kept
+        return kept
 
     def _calendar(
         self, timeline: Timeline, step: Step, claim: claims.Claim

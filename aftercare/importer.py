@@ -222,6 +222,10 @@ _CHECKS: dict[str, Callable[[str], object]] = {
 }
 
 
+# The same words as parse_request's, so a row's problem reads alike from the CLI and the console.
+_MISSING = {"discharged_at": "is required (or procedure_at, when only booked)"}
+
+
 def _every_problem(row: dict[str, str | None], catalog: Catalog, now: datetime) -> str | None:
     """Every bad field of a row, "field: problem; field: problem", or None if each field is
     fine on its own (the problem is between fields, as parse_request says)."""
@@ -230,8 +234,10 @@ def _every_problem(row: dict[str, str | None], catalog: Catalog, now: datetime) 
         value = (row.get(name) or "").strip()
         try:
             if not value:
+                if name == "discharged_at" and (row.get("procedure_at") or "").strip():
+                    continue  # booked, not yet discharged: the discharge comes later
                 if name in REQUIRED:
-                    raise ValueError("is required")
+                    raise ValueError(_MISSING.get(name, "is required"))
                 continue
             if name == "procedure":
                 catalog.get(value)

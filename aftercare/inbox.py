@@ -38,15 +38,24 @@ ANSWERS: dict[Answer, dict[str, str]] = {
     Answer.STARTED: {
         # What START does and does not do: texts missed while opted out are not re-sent.
         "en": "{clinic}: your next aftercare texts will come as planned; the ones missed while "
-        "you were opted out will not be re-sent. Reply STOP to end.",
+        "you were opted out will not be re-sent. Reply STOP to opt out.",
         "es": "{clinic}: sus próximos mensajes llegarán como previsto; los que perdió "
-        "mientras estaba dado de baja no se reenviarán. Responda STOP para salir.",
+        "mientras estaba dado de baja no se reenviarán. STOP para cancelar.",
     },
     Answer.HELP: {
         "en": "{clinic} aftercare reminders. Questions: call {phone}. "
-        "In an emergency call 911. Reply STOP to end.",
+        "In an emergency call 911. Reply STOP to opt out.",
         "es": "Recordatorios de cuidados de {clinic}. Dudas: llame al {phone}. "
-        "En una emergencia llame al 911. Responda STOP para salir.",
+        "En una emergencia llame al 911. STOP para cancelar.",
+    },
+    # A reply naming a warning sign, or a high pain score: what to do now, the guide's signs
+    # for the clinic and the ones for 911 (never "not monitored", which reads as "wait").
+    Answer.URGENT: {
+        "en": "{clinic}: please call us now at {phone}. For new leg weakness, loss of bladder "
+        "or bowel control, chest pain or trouble breathing, call 911.",
+        "es": "{clinic}: llámenos ahora al {phone}. Si tiene debilidad nueva en las piernas, "
+        "pérdida del control de la vejiga o del intestino, dolor en el pecho o le falta el "
+        "aire, llame al 911.",
     },
     Answer.REASK: {
         "en": "{clinic}: please answer with one number from 0 (none) to 10 (worst) "

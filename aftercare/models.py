@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -26,6 +28,7 @@ from aftercare.statuses import (
     AlertKind,
     AlertState,
     Answer,
+    Audience,
     ChannelName,
     EnrollmentStatus,
     EventKind,
@@ -81,6 +84,22 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class TimelineVersion(Base):
+    """The texts of one version of a timeline file (and its bases) that patients were planned
+    with: their messages render from it when the file has since broken or moved on."""
+
+    __tablename__ = "timeline_version"
+    __table_args__ = (UniqueConstraint("name", "version", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    main_file: Mapped[str] = mapped_column(String(255))
+    files: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Patient(Base):
     __tablename__ = "patient"
 
@@ -108,8 +127,21 @@ class Enrollment(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     procedure: Mapped[str] = mapped_column(String(64))
     schedule_version: Mapped[int] = mapped_column(Integer)
+    timeline_id: Mapped[int | None] = mapped_column(ForeignKey("timeline_version.id"))
     channels: Mapped[str] = mapped_column(String(32))
     discharged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Enrolled when the procedure was booked: the steps before it are planned, and until the
+    # discharge is recorded (`aftercare discharge`) discharged_at holds the procedure's time.
+    procedure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Server defaults only: rows written by code that predates these columns get them too.
+    awaiting_discharge: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A caregiver's enrollment (a Patient row of their own: their number, consent and STOP),
+    # planned with the steps for that audience, beside the patient's enrollment it is for.
+    audience: Mapped[Audience] = mapped_column(
+        _enum(Audience, 16), server_default=Audience.PATIENT.value
+    )
+    caregiver_for: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
     status: Mapped[EnrollmentStatus] = mapped_column(
         _enum(EnrollmentStatus, 16), default=EnrollmentStatus.ACTIVE, index=True
     )

@@ -1,4 +1,4 @@
-"""Planning: a timeline plus one patient's zone and discharge time -> the messages to send.
+"""Planning: a timeline plus one recipient's zone, procedure and discharge times -> the messages.
 
 Pure functions of their inputs; no clock, no database. "day N HH:MM" is built as a wall time in the
 patient's zone and converted to UTC: a wall time that does not exist (the spring-forward gap) moves
@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from aftercare.config import QuietHours
 from aftercare.schedules.model import Repeat, Step, Timeline
-from aftercare.schedules.timeexpr import After, OnDay, When
+from aftercare.schedules.timeexpr import DISCHARGE, FOLLOW_UP, PROCEDURE, After, OnDay, When
+from aftercare.statuses import Audience
 
 # A repeat that never reaches its end would plan forever; no aftercare timeline needs more.
 MAX_OCCURRENCES = 200
@@ -45,31 +46,48 @@ def zone(name: str) -> ZoneInfo:
 def plan(
     timeline: Timeline,
     tz: str,
-    discharged_at: datetime,
+    discharged_at: datetime | None,
     channels: tuple[str, ...],
     quiet: QuietHours | None,
+    *,
+    procedure_at: datetime | None = None,
+    follow_up_at: datetime | None = None,
+    audience: Audience = Audience.PATIENT,
 ) -> list[PlannedMessage]:
-    """Every message of ``timeline`` for one patient, in due order (timeline order on ties).
+    """Every message of ``timeline`` for one recipient, in due order (timeline order on ties).
 
-    ``channels`` are the patient's channels; a step goes out on the ones it shares with them.
+    ``channels`` are the recipient's channels; a step goes out on the ones it shares with them,
+    and only to the audiences it names (``patient``, ``caregiver``). Steps counted from the
+    procedure are planned when its time is known, steps counted from discharge when that is: a
+    patient enrolled when the procedure is booked gets the steps before it, and the rest once the
+    discharge is recorded; steps counted from the follow-up visit when staff booked one. A step
+    before the procedure (or the visit) is never sent after it has begun.
     """
     patient_zone = zone(tz)
-    discharged_at = discharged_at.astimezone(UTC)
-    local_day = discharged_at.astimezone(patient_zone).date()
+    anchors = {
+        DISCHARGE: discharged_at.astimezone(UTC) if discharged_at else None,
+        PROCEDURE: procedure_at.astimezone(UTC) if procedure_at else None,
+        FOLLOW_UP: follow_up_at.astimezone(UTC) if follow_up_at else None,
+    }
     planned: list[tuple[datetime, int, PlannedMessage]] = []
     for order, step in enumerate(timeline.steps):
         wanted = [c for c in step.channels if c in channels]
-        if not wanted:
+        anchor = anchors[step.at.anchor]
+        if not wanted or anchor is None or audience not in step.audience:
             continue
         if _calendar_only(step):
+            local_day = anchor.astimezone(patient_zone).date()
             times = _calendar_times(step.at, step.repeat, tz, local_day, quiet)
         else:
             times = tuple(
-                _with_deferral(occurrences(step, patient_zone, discharged_at), patient_zone, quiet)
+                _with_deferral(occurrences(step, patient_zone, anchor), patient_zone, quiet)
             )
         for occurrence, (due, at) in enumerate(times):
+            expires = due + step.expires
+            if step.at.anchor != DISCHARGE and at < anchor:
+                expires = min(expires, anchor)
             for channel in wanted:
-                message = PlannedMessage(step.id, occurrence, channel, due, due + step.expires, at)
+                message = PlannedMessage(step.id, occurrence, channel, due, expires, at)
                 planned.append((due, order, message))
     planned.sort(key=itemgetter(0, 1))
     return [message for _, _, message in planned]
@@ -114,17 +132,18 @@ def _with_deferral(
         yield defer_for_quiet_hours(at, tz, quiet), at
 
 
-def occurrences(step: Step, tz: tzinfo, discharged_at: datetime) -> Iterator[datetime]:
-    """The UTC instants a step falls on, first to last (repeats included)."""
-    first = resolve(step.at, tz, discharged_at)
+def occurrences(step: Step, tz: tzinfo, anchor: datetime) -> Iterator[datetime]:
+    """The UTC instants a step falls on, first to last (repeats included); ``anchor`` is the
+    discharge or the procedure, whichever the step counts from."""
+    first = resolve(step.at, tz, anchor)
     yield first
     if step.repeat is None:
         return
-    until = resolve(step.repeat.until, tz, discharged_at, end_of_day=True)
+    until = resolve(step.repeat.until, tz, anchor, end_of_day=True)
     for k in range(1, MAX_OCCURRENCES):
         if isinstance(step.at, OnDay):
             days = step.repeat.every.days * k
-            at = resolve(OnDay(step.at.day + days, step.at.at), tz, discharged_at)
+            at = resolve(OnDay(step.at.day + days, step.at.at, step.at.anchor), tz, anchor)
         else:
             at = first + step.repeat.every * k
         if at > until:
@@ -132,10 +151,10 @@ def occurrences(step: Step, tz: tzinfo, discharged_at: datetime) -> Iterator[dat
         yield at
 
 
-def resolve(when: When, tz: tzinfo, discharged_at: datetime, end_of_day: bool = False) -> datetime:
+def resolve(when: When, tz: tzinfo, anchor: datetime, end_of_day: bool = False) -> datetime:
     if isinstance(when, After):
-        return discharged_at + when.offset
-    day = discharged_at.astimezone(tz).date() + timedelta(days=when.day)
+        return anchor + when.offset
+    day = anchor.astimezone(tz).date() + timedelta(days=when.day)
     if end_of_day:
         return local_to_utc(day + timedelta(days=1), time(0, 0), tz) - timedelta(microseconds=1)
     return local_to_utc(day, when.at, tz)

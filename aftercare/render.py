@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from aftercare import gsm, smsfit
 from aftercare.planner import zone
 from aftercare.schedules.model import Step, Timeline
-from aftercare.statuses import ChannelName
+from aftercare.statuses import Audience, ChannelName
 from aftercare.templates import LocalDate, render
 
 
@@ -20,6 +20,7 @@ class Recipient:
     timezone: str
     language: str
     discharged_at: datetime
+    audience: Audience = Audience.PATIENT
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ def context(
         "procedure_title": timeline.titles[language],
         "discharge_date": LocalDate(discharge_day, language),
         "step_date": LocalDate(due_at.astimezone(tz).date(), language),
+        "audience": recipient.audience,
     }
     for name, when in timeline.milestones.items():
         values[name] = LocalDate(discharge_day + timedelta(days=when.day), language)

@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     RESUMED = "resumed"
     CANCELLED = "cancelled"
     RESCHEDULED = "rescheduled"
+    DISCHARGED = "discharged"  # the discharge of a patient enrolled when the procedure was booked
     PURGED = "purged"
     CONTACT_EDITED = "contact_edited"  # aftercare patients edit: which fields, never the values
     # A message's life, by dispatchers and the provider
@@ -135,6 +136,7 @@ class Answer(StrEnum):
     HELP = "help"
     NOT_MONITORED = "not_monitored"
     REASK = "reask"  # an answer to a pain check-in that is no 0-10 score: the scale spelled out
+    URGENT = "urgent"  # a warning sign or a high pain score: call now, or 911
 
 
 class IntakeOutcome(StrEnum):
@@ -176,3 +178,10 @@ class WorkItemKind(StrEnum):
     REPLY = "reply"
     FAILURE = "failure"
     OPT_OUT = "opt_out"
+
+
+class Audience(StrEnum):
+    """Who a step goes to: the patient, or the caregiver (or driver) staff enrolled beside them."""
+
+    PATIENT = "patient"
+    CAREGIVER = "caregiver"

@@ -21,6 +21,9 @@ BASE_VARIABLES = (
     "discharge_date",
     "procedure_title",
     "step_date",
+    # "patient" or "caregiver": one step can say "you" to the patient and "the patient" to the
+    # person driving them home ({% if audience == "caregiver" %}...{% endif %}).
+    "audience",
 )
 
 # No message is anywhere near this long; a template that builds more is a mistake or an attack.
@@ -89,6 +92,20 @@ class LocalDate:
     @property
     def long(self) -> str:
         return str(format_date(self.day, "full", locale=self.language))
+
+    @property
+    def written(self) -> str:
+        """Weekday and month written out, without the year: "Monday, January 4", "lunes 4 de
+        enero" (abbreviations such as "lun, 4 ene" are hard to read, more so in Spanish)."""
+        pattern = _WRITTEN.get(self.language.split("_")[0])
+        if pattern:
+            return str(format_date(self.day, pattern, locale=self.language))
+        return str(format_skeleton("MMMMEEEEd", self.day, locale=self.language))
+
+
+# Babel's skeletons abbreviate the English weekday and put a comma after the Spanish one; the
+# clinic's wording is "Monday, January 4" and "hasta el lunes 4 de enero".
+_WRITTEN = {"en": "EEEE, MMMM d", "es": "EEEE d 'de' MMMM"}
 
 
 __all__ = [

@@ -301,7 +301,7 @@ def test_the_escalation_period_is_a_duration_and_a_bad_one_is_named():
 
 # --- silence -------------------------------------------------------------------------------------
 
-CHECK_IN_SENT = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)  # day 3, 10:00 in Chicago
+CHECK_IN_SENT = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)  # day 6, 10:00 in Chicago
 
 
 def test_an_unanswered_check_in_opens_exactly_one_no_answer_alert_after_its_grace(
@@ -311,7 +311,9 @@ def test_an_unanswered_check_in_opens_exactly_one_no_answer_alert_after_its_grac
     enroll(on_call_app)
     clock.set(CHECK_IN_SENT)
     daemon_pass(on_call_app)
-    assert any("Reply 0-10" in m.body for m in fake_twilio.messages if m.to == ANA["phone"])
+    assert any(
+        "Reply 0 (none) to 10" in m.body for m in fake_twilio.messages if m.to == ANA["phone"]
+    )
     clock.advance(timedelta(hours=23, minutes=59))
     daemon_pass(on_call_app)
     assert alerts_json(run) == []

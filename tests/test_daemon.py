@@ -172,7 +172,7 @@ def test_the_real_daemon_catches_up_refuses_a_second_and_stops_on_sigterm(tmp_pa
             first.kill()
         engine.dispose()
     assert first.returncode == 0, err
-    assert "Welcome home, Ana" in out
+    assert "Keep the bandage on 2 days" in out
     assert "daemon stopped" in err
     assert _dispatchers_stopped(path) == [True]  # `aftercare stats` shows it stopped
 

@@ -110,8 +110,8 @@ def test_it_sends_what_is_due_once_and_nothing_early(app, clock, enroll, dispatc
     assert d.dispatch_due()["sent"] == 2
     assert d.dispatch_due()["sent"] == 0
     assert [m.channel for m in sms.sent] == ["sms"] and len(email.sent) == 1
-    assert "Welcome home, Ana" in sms.sent[0].text
-    assert email.sent[0].subject == "Your care at home after your kyphoplasty"
+    assert "Keep the bandage on 2 days" in sms.sent[0].text
+    assert email.sent[0].subject == "Your care at home after your procedure"
     row = message(app, "welcome-home")
     assert (row.status, row.attempts, row.provider_id) == ("sent", 1, sms.sent and row.provider_id)
     assert row.sent_at == clock.now()
@@ -154,14 +154,14 @@ def test_a_whole_timeline_goes_out_on_time_and_completes_the_enrollment(
 
 def test_a_message_past_its_expiry_is_expired_not_sent(app, clock, enroll, dispatcher, sms):
     enroll()
-    # Day 3, 23:00 in Chicago: welcome, bandage-off and the day-3 check are all past expiry.
+    # Day 3, 23:00 in Chicago: welcome and bandage-off are past expiry; the day-6 check-in is not.
     clock.set(clock.now() + timedelta(days=3, hours=12))
     tally = dispatcher().dispatch_due()
     assert statuses(app)[("welcome-home", 0, "sms")] == "expired"
     assert statuses(app)[("bandage-off", 0, "sms")] == "expired"
-    assert statuses(app)[("soreness-check", 0, "email")] == "expired"
-    assert tally["expired"] == 6
-    assert not any(m.text.startswith("Spine Care Clinic: Welcome") for m in sms.sent)
+    assert statuses(app)[("soreness-check", 0, "email")] == "pending"
+    assert tally["expired"] == 4
+    assert not any(m.text.startswith("Spine Care Clinic: Keep the bandage") for m in sms.sent)
 
 
 def test_a_cancellation_just_before_the_due_time_is_honoured(app, clock, enroll, dispatcher, sms):

@@ -35,6 +35,10 @@ NOT_MONITORED = (
     f"{CLINIC}: this number is not monitored for urgent needs. "
     f"Please call us at {CLINIC_PHONE}, or 911 in an emergency."
 )
+URGENT = (
+    f"{CLINIC}: please call us now at {CLINIC_PHONE}. For new leg weakness, loss of bladder "
+    "or bowel control, chest pain or trouble breathing, call 911."
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -153,15 +157,16 @@ def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispa
     _, answer = text(web, "Start")
     assert answer == (
         f"{CLINIC}: your next aftercare texts will come as planned; the ones missed while you "
-        "were opted out will not be re-sent. Reply STOP to end."
+        "were opted out will not be re-sent. Reply STOP to opt out."
     )
     assert suppressed_numbers(web.app) == []
     assert statuses(web.app, ana)["bandage-off"] == "suppressed"  # stays unsent
     (opted_in,) = events(web.app, "opted_in")
     assert (opted_in.actor, opted_in.detail["lifted"]) == ("patient", True)
     later = enroll(web.app, clock, "vertebroplasty", LATER)
-    # Day 2 09:00 in Chicago: the later enrollment's first text after today's (one a day).
-    clock.set(clock.now().replace(day=25, hour=15))
+    # 48 hours after the later discharge (11:00 in Chicago on day 2): its bandage text, the
+    # first text after today's (one a day).
+    clock.set(clock.now().replace(day=25, hour=17))
     dispatcher.dispatch_due()
     assert statuses(web.app, later)["bandage-off"] == "sent"
     assert [m.message_id for m in channels["sms"].sent][-1] > 0
@@ -211,7 +216,7 @@ def test_help_answers_with_the_clinic_name_and_phone_in_the_patients_language(we
     _, stranger = text(web, "INFO", number=STRANGER)
     help_en = (
         f"{CLINIC} aftercare reminders. Questions: call {CLINIC_PHONE}. "
-        "In an emergency call 911. Reply STOP to end."
+        "In an emergency call 911. Reply STOP to opt out."
     )
     assert english == stranger == help_en
     assert spanish.startswith(f"Recordatorios de cuidados de {CLINIC}. Dudas: llame al")
@@ -225,7 +230,7 @@ def test_a_pain_score_of_seven_or_more_is_urgent(web, ana):
     _, calm = text(web, "6/10")
     _, answer = text(web, "pain 8")
     assert calm is None  # a routine score needs no answer
-    assert answer == NOT_MONITORED  # an urgent one points to the phone
+    assert answer == URGENT  # an urgent one says to call now
     first, second = replies(web.app)
     assert (first.kind, first.pain_score, first.urgent) == ("pain", 6, False)
     assert (second.pain_score, second.urgent, second.urgent_reason) == (8, True, "pain 8/10")
@@ -245,7 +250,7 @@ def test_a_pain_score_that_rose_by_three_is_urgent(web, clock, ana):
     assert [(r.pain_score, r.urgent_reason) for r in scores] == [
         (2, None), (5, "pain up from 2 to 5"), (6, None)
     ]  # fmt: skip
-    assert answer == NOT_MONITORED
+    assert answer == URGENT
 
 
 def test_pain_scores_are_recorded_on_the_latest_enrollment(web, clock, ana):
@@ -290,6 +295,25 @@ def test_the_automatic_answer_goes_out_once_a_day(web, clock, ana):
     assert len(replies(web.app)) == 4
 
 
+def test_an_urgent_reply_after_a_question_still_gets_the_call_now_answer(web, clock, ana):
+    _, question = text(web, "Can I shower?")
+    clock.advance(timedelta(hours=1))
+    _, urgent = text(web, "my legs feel weak and numb")
+    clock.advance(timedelta(hours=1))
+    _, again = text(web, "still numb")
+    assert (question, urgent, again) == (NOT_MONITORED, URGENT, None)  # each once a day
+
+
+def test_the_urgent_answer_is_in_spanish_for_a_spanish_speaker(web, clock):
+    enroll(web.app, clock, phone=LUIS, first_name="Luis", language="es")
+    _, answer = text(web, "tengo fiebre", number=LUIS)
+    assert answer == (
+        f"{CLINIC}: llámenos ahora al {CLINIC_PHONE}. Si tiene debilidad nueva en las piernas, "
+        "pérdida del control de la vejiga o del intestino, dolor en el pecho o le falta el "
+        "aire, llame al 911."
+    )
+
+
 def test_the_automatic_answer_is_in_spanish_for_a_spanish_speaker(web, clock):
     enroll(web.app, clock, phone=LUIS, first_name="Luis", language="es")
     _, answer = text(web, "¿Puedo bañarme?", number=LUIS)
@@ -316,7 +340,7 @@ def test_a_warning_sign_is_urgent_and_emailed_to_staff_at_once(web, ana, staff_m
     alerts.wait_for_staff_emails()
     (reply,) = replies(web.app)
     assert (reply.urgent, reply.urgent_reason, reply.body) == (True, "fever", body)
-    assert answer == NOT_MONITORED
+    assert answer == URGENT
     (mail,) = staff_mail.messages
     assert mail.rcpt_tos == ("nurses@clinic.example",)
     assert mail.message["Subject"] == f"Urgent patient reply #{reply.id}"
@@ -332,7 +356,7 @@ def test_a_failed_staff_email_keeps_the_reply_and_the_answer(web, ana, staff_mai
     staff_mail.fail_next(550)
     response, answer = text(web, "tengo fiebre y sangrado")
     alerts.wait_for_staff_emails()
-    assert response.status_code == 200 and answer == NOT_MONITORED
+    assert response.status_code == 200 and answer == URGENT
     (reply,) = replies(web.app)
     assert reply.urgent_reason == "fever"
     (failed,) = events(web.app, "staff_email_failed")

@@ -79,7 +79,8 @@ def test_each_reply_has_the_patient_the_message_it_answers_and_why_it_is_urgent(
     texts("the site is red")
     (row,) = inbox_json(run)
     assert row["patient"] == {
-        "id": 1, "enrollment_id": ana, "first_name": "Ana", "phone": "+1******0143"
+        "id": 1, "enrollment_id": ana, "first_name": "Ana", "phone": "+1******0143",
+        "caregiver_for": None,
     }  # fmt: skip
     assert row["in_reply_to"]["step"] == "welcome-home"
     assert row["in_reply_to"]["occurrence"] == 0
@@ -95,7 +96,8 @@ def test_a_reply_from_an_unknown_number_shows_it_masked(run, texts):
     texts("is this the clinic?", number=STRANGER)
     (row,) = inbox_json(run)
     assert row["patient"] == {
-        "id": None, "enrollment_id": None, "first_name": None, "phone": "+1******0199"
+        "id": None, "enrollment_id": None, "first_name": None, "phone": "+1******0199",
+        "caregiver_for": None,
     }  # fmt: skip
     assert row["in_reply_to"] is None
     assert "unknown +1******0199" in run("inbox").output

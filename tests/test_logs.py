@@ -59,7 +59,7 @@ def test_sending_and_replies_log_no_names_numbers_addresses_or_bodies(
         "%2B1202555",
         EMAIL,
         "fever and numbness",
-        "Welcome home",
+        "Keep the bandage on",
     ):
         assert secret not in text, secret
 

@@ -91,9 +91,20 @@ def test_a_day_step_is_due_at_that_wall_time_on_that_calendar_day() -> None:
 
     messages = plan(KYPHOPLASTY, "America/Chicago", discharged, ("sms",), QUIET)
 
+    [check_in] = sms_of(messages, "soreness-check")
+    assert local(check_in.due_at, CHICAGO) == "2026-11-29 10:00 CST"
+    assert check_in.due_at == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+
+
+def test_after_a_late_discharge_the_bandage_stays_on_48_hours_at_the_least() -> None:
+    # Discharged at 23:30: the morning of day 2 would be only 33.5 hours later.
+    discharged = datetime(2026, 11, 23, 23, 30, tzinfo=CHICAGO)
+
+    messages = plan(KYPHOPLASTY, "America/Chicago", discharged, ("sms",), QUIET)
+
     [bandage] = sms_of(messages, "bandage-off")
-    assert local(bandage.due_at, CHICAGO) == "2026-11-25 09:00 CST"
-    assert bandage.due_at == datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    assert bandage.due_at - discharged >= timedelta(hours=48)
+    assert local(bandage.due_at, CHICAGO) == "2026-11-26 08:00 CST"  # after quiet hours
 
 
 def test_no_heavy_lifting_repeats_weekly_from_day_8_to_day_36() -> None:
@@ -118,8 +129,8 @@ def test_the_whole_builtin_timeline_in_order() -> None:
 
     assert [(m.step, local(m.due_at, CHICAGO)) for m in messages] == [
         ("welcome-home", "2026-11-23 12:30 CST"),
-        ("bandage-off", "2026-11-25 09:00 CST"),
-        ("soreness-check", "2026-11-26 10:00 CST"),
+        ("bandage-off", "2026-11-25 10:30 CST"),
+        ("soreness-check", "2026-11-29 10:00 CST"),
         ("no-heavy-lifting", "2026-12-01 10:00 CST"),
         ("no-heavy-lifting", "2026-12-08 10:00 CST"),
         ("no-heavy-lifting", "2026-12-15 10:00 CST"),

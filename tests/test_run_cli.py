@@ -37,7 +37,7 @@ def test_a_channel_without_settings_waits_and_is_named_at_start(run, app, enroll
     assert "sms channel is off (missing TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN" in result.stderr
     assert "9 pending sms message(s) will wait" in result.stderr
     assert [m.message["Subject"] for m in smtp_server.messages] == [
-        "Your care at home after your kyphoplasty"
+        "Your care at home after your procedure"
     ]
     assert _statuses(app, "sms") == {"pending"}
     assert _statuses(app, "email") == {"sent"}

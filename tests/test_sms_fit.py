@@ -22,8 +22,15 @@ from tests.fakes.twilio import FakeTwilio
 
 ANA = "+12025550143"
 WELCOME_DUE = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # discharged 10:00 in Chicago, +2h
-BUILTIN = [str(Path(__file__).resolve().parents[1] / "schedules" / f"{name}.yaml")
-           for name in ("kyphoplasty", "vertebroplasty")]  # fmt: skip
+# A welcome text that names the patient (the built-in ones name no one since issue 15).
+NAMED_EN = (
+    "{{ clinic_name }}: Welcome home, {{ first_name }}. Keep the bandage on 2 days. Shower, no "
+    "baths. Ice helps soreness. {{ clinic_phone }}. STOP to end"
+)
+NAMED_ES = (
+    "{{ clinic_name }}: {{ first_name }}, deje el vendaje 2 días. Dúchese, sin baños de tina. "
+    "El hielo alivia las molestias. {{ clinic_phone }}. STOP para salir"
+)
 TOO_LONG = "{{ clinic_name }}: " + "Keep the bandage dry and clean. " * 5 + "STOP to end"
 
 
@@ -48,6 +55,25 @@ def timelines(tmp_path: Path) -> Path:
         + "\n",
         encoding="utf-8",
     )
+    (folder / "named.yaml").write_text(
+        "\n".join(
+            [
+                "name: named",
+                "title: named",
+                "version: 1",
+                "languages: [en, es]",
+                "steps:",
+                "  - id: welcome-home",
+                '    at: "+2h"',
+                "    channels: [sms]",
+                "    sms:",
+                f"      en: {json.dumps(NAMED_EN)}",
+                f"      es: {json.dumps(NAMED_ES, ensure_ascii=False)}",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -62,7 +88,7 @@ def welcome_text(
     """The welcome text the patient's phone receives."""
     enrolled = run(
         *["enroll", "--first-name", first_name, "--phone", ANA, "--tz", "America/Chicago"],
-        *["--procedure", "kyphoplasty", "--discharged-at", "2026-11-23T10:00-06:00"],
+        *["--procedure", "named", "--discharged-at", "2026-11-23T10:00-06:00"],
         *["--language", language, "--channels", "sms"],
     )
     assert enrolled.exit_code == 0, enrolled.output
@@ -122,7 +148,7 @@ def test_a_name_that_fits_is_sent_whole(
 
 def test_preview_shows_the_text_as_it_will_be_sent(run: CliRun) -> None:
     result = run(
-        *["preview", "kyphoplasty", "--discharged-at", "2026-11-23T10:00-06:00"],
+        *["preview", "named", "--discharged-at", "2026-11-23T10:00-06:00"],
         *["--tz", "America/Chicago", "--language", "es", "--channels", "sms", "--json"],
         *["--first-name", "Maria Guadalupe del Carmen"],
     )
@@ -150,8 +176,10 @@ def test_a_text_too_long_even_without_a_name_is_never_sent(
     assert (row.status, row.error_code) == (MessageStatus.FAILED, "sms-too-long")
 
 
-def test_schedules_check_states_the_name_rule_for_each_text_with_a_name(run: CliRun) -> None:
-    result = run("schedules", "check", *BUILTIN)
+def test_schedules_check_states_the_name_rule_for_each_text_with_a_name(
+    run: CliRun, timelines: Path
+) -> None:
+    result = run("schedules", "check", str(timelines / "named.yaml"))
 
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if ": note: " in line]
@@ -163,5 +191,5 @@ def test_schedules_check_states_the_name_rule_for_each_text_with_a_name(run: Cli
     assert "0 error(s), 0 warning(s)" in result.stdout
 
 
-def test_schedules_check_strict_does_not_fail_on_notes(run: CliRun) -> None:
-    assert run("schedules", "check", "--strict", *BUILTIN).exit_code == 0
+def test_schedules_check_strict_does_not_fail_on_notes(run: CliRun, timelines: Path) -> None:
+    assert run("schedules", "check", "--strict", str(timelines / "named.yaml")).exit_code == 0

@@ -47,6 +47,7 @@ for command in (
     patients.pause,
     patients.resume,
     patients.reschedule,
+    patients.discharge,
     purge.purge_command,
     run.run,
     schedules.schedules_group,

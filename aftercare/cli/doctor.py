@@ -143,6 +143,11 @@ def check_timelines(app: App) -> Check:
         timelines = list(app.catalog)
     except AftercareError as exc:  # a file with an error: file, line and reason
         return Check("timelines", FAIL, str(exc))
+    problems = app.catalog.problems
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        detail = f"unavailable for new enrollments: {problems[0]}{more}; the others still send"
+        return Check("timelines", FAIL, detail)
     if not timelines:
         return Check("timelines", FAIL, "no timelines found: staff cannot enroll anyone")
     findings = [f for t in timelines for f in lint(t, app.clinic, app.settings.quiet_hours)]

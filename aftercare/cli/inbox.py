@@ -70,6 +70,8 @@ def _row(found: WorklistRow) -> dict[str, Any]:
         "enrollment_id": reply.enrollment_id,
         "first_name": first_name,  # None: a number no patient has
         "phone": views.mask_phone(phone or reply.from_number),
+        # Not None: the reply is from a caregiver, about the patient of that enrollment.
+        "caregiver_for": found.caregiver_for,
     }
     in_reply_to = None
     if reply.in_reply_to is not None:
@@ -92,6 +94,8 @@ def _table_row(row: dict[str, Any]) -> dict[str, Any]:
         if patient["first_name"]
         else f"unknown {patient['phone']}"
     )
+    if patient["caregiver_for"]:
+        who = f"{patient['first_name']}, caregiver (for enrollment {patient['caregiver_for']})"
     return row | {
         "urgent": row["urgent_reason"] or ("yes" if row["urgent"] else ""),
         "who": who,

@@ -23,9 +23,9 @@ from aftercare.db import transaction
 from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import ImportReport, import_csv
-from aftercare.statuses import EnrollmentStatus
+from aftercare.statuses import EnrollmentStatus, EventKind
 from aftercare.store import lifecycle
-from aftercare.store.enrollments import Enrolled, Refused, enroll_many
+from aftercare.store.enrollments import Enrolled, Refused, caregiver_enrollments, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
@@ -39,6 +39,12 @@ FLAGS = {
     "language": "--language",
     "channels": "--channels",
     "external_id": "--external-id",
+    "procedure_at": "--procedure-at",
+    "follow_up_at": "--follow-up-at",
+    "caregiver_name": "--caregiver-name",
+    "caregiver_phone": "--caregiver-phone",
+    "caregiver_email": "--caregiver-email",
+    "caregiver_language": "--caregiver-language",
 }
 LIST_COLUMNS = [
     ("id", "ID"),
@@ -60,9 +66,23 @@ LIST_COLUMNS = [
     "--tz", "timezone", required=True, metavar="ZONE", help="IANA zone, e.g. America/Chicago"
 )
 @click.option("--procedure", required=True, metavar="NAME", help="See 'aftercare schedules list'.")
+@click.option("--discharged-at", metavar="ISO", help="With offset: 2026-11-23T14:30-05:00")
 @click.option(
-    "--discharged-at", required=True, metavar="ISO", help="With offset: 2026-11-23T14:30-05:00"
+    "--procedure-at",
+    metavar="ISO",
+    help="When the procedure is booked: plans the steps before it; without --discharged-at, "
+    "the rest waits for 'aftercare discharge'.",
 )
+@click.option("--follow-up-at", metavar="ISO", help="A follow-up visit: a reminder the day before.")
+@click.option(
+    "--caregiver-name",
+    metavar="NAME",
+    help="A caregiver or driver who agreed to get texts: the driver, first-days and warning-sign "
+    "steps, with their own STOP.",
+)
+@click.option("--caregiver-phone", metavar="E164")
+@click.option("--caregiver-email", metavar="ADDRESS")
+@click.option("--caregiver-language", metavar="LANG", help="Default: the patient's language.")
 @click.option("--language", metavar="LANG", help="Default: the timeline's first language.")
 @click.option("--channels", metavar="LIST", help="sms,email (default: sms, plus email if given).")
 @click.option(
@@ -76,7 +96,8 @@ LIST_COLUMNS = [
 @json_option
 @pass_app
 def enroll(app: App, /, as_json: bool, reschedule: bool, **fields: Any) -> None:
-    """Enroll one patient at discharge and plan their reminders."""
+    """Enroll one patient at discharge (or when the procedure is booked) and plan their
+    reminders."""
     app.create_database = True  # the first enrollment may start a SQLite database
     now = app.clock.now()
     try:
@@ -355,6 +376,8 @@ def cancel(
     enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
+        for caregiver in caregiver_enrollments(session, enrollment_id):
+            lifecycle.cancel(session, caregiver, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
 
 
@@ -411,12 +434,52 @@ def reschedule(
             counts = lifecycle.reschedule(
                 session, enrollment_id, when, app.catalog, app.settings, app.actor, now, why
             )
+            for caregiver in caregiver_enrollments(session, enrollment_id):
+                lifecycle.reschedule(
+                    session, caregiver, when, app.catalog, app.settings, app.actor, now, why
+                )
     except InputError as exc:
         raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
     click.echo(
         f"rescheduled enrollment {enrollment_id}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
     )
+
+
+@click.command("discharge")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--discharged-at", required=True, metavar="ISO", help="When the patient went home.")
+@click.option("--reason", help="Why, for the audit trail.")
+@pass_app
+def discharge(app: App, enrollment_id: int, discharged_at: str, reason: str | None) -> None:
+    """Record the discharge of a patient enrolled at booking: plans the steps after it."""
+    now = app.clock.now()
+    when = parse_flag("--discharged-at", parse_instant, discharged_at)
+    parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
+    why = reason_flag(reason)
+    try:
+        with transaction(app.sessions) as session:
+            enrollment = lifecycle.get_enrollment(session, enrollment_id)
+            if enrollment.procedure_at and when < enrollment.procedure_at:
+                raise InputError("--discharged-at", "is before the procedure")
+            # The caregiver's enrollment follows the patient's: their steps after discharge too.
+            counts = {"added": 0}
+            for one in (enrollment_id, *caregiver_enrollments(session, enrollment_id)):
+                planned = lifecycle.reschedule(
+                    session,
+                    one,
+                    when,
+                    app.catalog,
+                    app.settings,
+                    app.actor,
+                    now,
+                    why,
+                    kind=EventKind.DISCHARGED,
+                )
+                counts["added"] += planned["added"]
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+    click.echo(f"discharged enrollment {enrollment_id}: {counts['added']} message(s) planned")
 
 
 def reason_flag(reason: str | None) -> str | None:

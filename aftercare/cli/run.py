@@ -63,6 +63,9 @@ def run(
     logs.configure(app.settings.log_format, app.settings.log_level)
     sessions = app.sessions
     channels = _channels(app, dry_run)
+    for problem in app.catalog.problems:
+        # Every other procedure still sends; this one's messages wait until the file is fixed.
+        click.echo(f"timeline unavailable: {problem}", err=True)
     single = app.engine.dialect.name == "sqlite"
     with ExitStack() as stack:
         if single and app.engine.url.database not in (None, "", ":memory:"):

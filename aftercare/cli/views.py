@@ -69,7 +69,12 @@ def enrollment_summary(
         "timezone": patient.timezone,
         "language": patient.language,
         "channels": enrollment.channel_list,
-        "discharged_at": iso(enrollment.discharged_at),
+        # None while the patient, enrolled at booking, is not discharged yet.
+        "discharged_at": None if enrollment.awaiting_discharge else iso(enrollment.discharged_at),
+        "procedure_at": iso(enrollment.procedure_at),
+        "follow_up_at": iso(enrollment.follow_up_at),
+        "audience": enrollment.audience,
+        "caregiver_for": enrollment.caregiver_for,
         "external_id": patient.external_id,
         "messages": dict(counts or {}),
     }

@@ -16,13 +16,21 @@ from datetime import UTC, date, datetime, timedelta
 from aftercare import gsm, smsfit
 from aftercare.config import QuietHours
 from aftercare.planner import plan, zone
-from aftercare.render import Clinic, Recipient, render_message
+from aftercare.render import Clinic, Recipient, Rendered, render_message
 from aftercare.schedules.model import Step, Timeline
+from aftercare.schedules.readability import GRADE_TARGET, reading_grade
+from aftercare.statuses import Audience
 from aftercare.templates import undeclared_variables
 
 SMS_MAX_CHARS = 160
 SMS_PER_DAY = 1
 SMS_PER_WEEK = 3
+# An outpatient procedure and its recovery: steps counted from the procedure are linted with it
+# this long before the discharge.
+PROCEDURE_TO_DISCHARGE = timedelta(hours=3)
+# A follow-up visit two weeks after discharge. A visit booked on another day may share a day with
+# a planned text; the per-number cap at claim time applies then.
+DISCHARGE_TO_FOLLOW_UP = timedelta(days=14)
 # Lint renders with a long first name so a real one rarely pushes a text over the limit.
 SAMPLE_FIRST_NAME = "Maximiliano"
 DIAGNOSIS_WORDS = (
@@ -75,18 +83,67 @@ class Finding:
         return f"{self.file}:{self.line}: {self.level}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Grade:
+    """The reading grade of one rendered message (``schedules check --grades``)."""
+
+    step: str
+    language: str
+    audience: Audience
+    channel: str
+    grade: float
+
+
 def lint(timeline: Timeline, clinic: Clinic, quiet: QuietHours | None) -> list[Finding]:
     findings: list[Finding] = []
     for step in timeline.steps:
         for language in timeline.languages:
-            findings += _lint_texts(timeline, step, language, clinic)
+            for audience in step.audience:
+                findings += _lint_texts(timeline, step, language, audience, clinic)
     findings += _lint_frequency(timeline, quiet)
     return findings
 
 
-def _lint_texts(timeline: Timeline, step: Step, language: str, clinic: Clinic) -> list[Finding]:
-    recipient = Recipient(SAMPLE_FIRST_NAME, "America/New_York", language, _SAMPLE_DAYS[3])
+def grades(timeline: Timeline, clinic: Clinic) -> list[Grade]:
+    """The reading grade of every message of the timeline, as the lint renders it."""
+    found = []
+    for step in timeline.steps:
+        for language in timeline.languages:
+            for audience in step.audience:
+                recipient = _sample_recipient(language, audience)
+                for channel in step.channels:
+                    try:
+                        text = _render(timeline, step, channel, recipient, clinic).text
+                    except Exception:  # reported by lint() as "does not render"
+                        continue
+                    reading = reading_grade(text, language, ignore=_not_the_writers(clinic))
+                    found.append(Grade(step.id, language, audience, channel, reading.grade))
+    return found
+
+
+def _sample_recipient(language: str, audience: Audience) -> Recipient:
+    return Recipient(SAMPLE_FIRST_NAME, "America/New_York", language, _SAMPLE_DAYS[3], audience)
+
+
+def _render(
+    timeline: Timeline, step: Step, channel: str, recipient: Recipient, clinic: Clinic
+) -> Rendered:
+    return render_message(
+        timeline, step, channel, recipient, clinic, _SAMPLE_DAYS[3], shorten=False
+    )
+
+
+def _not_the_writers(clinic: Clinic) -> tuple[str, ...]:
+    """Left out of the reading grade: names and numbers the writer did not choose."""
+    return (clinic.name, gsm.fold(clinic.name), clinic.phone, SAMPLE_FIRST_NAME)
+
+
+def _lint_texts(
+    timeline: Timeline, step: Step, language: str, audience: Audience, clinic: Clinic
+) -> list[Finding]:
+    recipient = _sample_recipient(language, audience)
     found: list[Finding] = []
+    who = "" if audience == Audience.PATIENT else f" ({audience})"
 
     def add(level: str, message: str) -> None:
         found.append(
@@ -94,21 +151,36 @@ def _lint_texts(timeline: Timeline, step: Step, language: str, clinic: Clinic) -
                 level,
                 step.source or timeline.source,
                 step.line,
-                f"step {step.id} [{language}] {message}",
+                f"step {step.id} [{language}]{who} {message}",
             )
         )
 
     for channel in step.channels:
         try:
-            rendered = render_message(
-                timeline, step, channel, recipient, clinic, _SAMPLE_DAYS[3], shorten=False
-            )
+            rendered = _render(timeline, step, channel, recipient, clinic)
         except Exception as exc:  # a template that fails at render time
             add("error", f"{channel}: does not render: {exc}")
             continue
         if channel == "sms":
             _lint_sms(rendered.text, clinic, add)
+        else:
+            _lint_subject(rendered.subject or "", timeline, add)
+        reading = reading_grade(rendered.text, language, ignore=_not_the_writers(clinic))
+        if reading.grade > GRADE_TARGET:
+            add(
+                "warning",
+                f"{channel}: reads at grade {reading.grade:g}, above grade {GRADE_TARGET:g} "
+                "(shorter sentences, shorter words)",
+            )
     return found
+
+
+def _lint_subject(subject: str, timeline: Timeline, add: Callable[[str, str], None]) -> None:
+    """A subject shows on a lock screen and in a shared inbox's list, like a text."""
+    words = {m.group(0).lower() for m in _DIAGNOSIS.finditer(subject)}
+    words |= {t.lower() for t in timeline.titles.values() if t.lower() in subject.lower()}
+    for word in sorted(words):
+        add("warning", f"email subject: mentions {word!r}; keep procedures and diagnoses out")
 
 
 def _lint_sms(text: str, clinic: Clinic, add: Callable[[str, str], None]) -> None:
@@ -133,7 +205,10 @@ def _lint_sms(text: str, clinic: Clinic, add: Callable[[str, str], None]) -> Non
 
 
 def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Finding]:
-    """Plan SMS for many discharge times and zones; report the first breach of each rule."""
+    """Plan SMS for many discharge times and zones, for each audience, the procedure a few hours
+    before discharge and a follow-up visit two weeks after; report the first breach of each
+    rule."""
+    audiences = sorted({a for step in timeline.steps for a in step.audience}, reverse=True)
     per_day: Finding | None = None
     per_week: Finding | None = None
     for tz_name in _SAMPLE_ZONES:
@@ -141,17 +216,30 @@ def _lint_frequency(timeline: Timeline, quiet: QuietHours | None) -> list[Findin
         for day in _SAMPLE_DAYS:
             for hour in range(24):
                 discharged = day + timedelta(hours=hour)
-                sends = [m.due_at for m in plan(timeline, tz_name, discharged, ("sms",), quiet)]
-                local_days = [at.astimezone(tz).date() for at in sends]
-                days = Counter(local_days)
-                if per_day is None and days and max(days.values()) > SMS_PER_DAY:
-                    per_day = _frequency_finding(
-                        timeline, "a day", SMS_PER_DAY, tz_name, discharged
-                    )
-                if per_week is None and _most_in_seven_days(local_days) > SMS_PER_WEEK:
-                    per_week = _frequency_finding(
-                        timeline, "in 7 days", SMS_PER_WEEK, tz_name, discharged
-                    )
+                for audience in audiences:
+                    local_days = [
+                        m.due_at.astimezone(tz).date()
+                        for m in plan(
+                            timeline,
+                            tz_name,
+                            discharged,
+                            ("sms",),
+                            quiet,
+                            procedure_at=discharged - PROCEDURE_TO_DISCHARGE,
+                            follow_up_at=discharged + DISCHARGE_TO_FOLLOW_UP,
+                            audience=audience,
+                        )
+                    ]
+                    days = Counter(local_days)
+                    who = "patient" if audience == Audience.PATIENT else f"patient's {audience}"
+                    if per_day is None and days and max(days.values()) > SMS_PER_DAY:
+                        per_day = _frequency_finding(
+                            timeline, "a day", SMS_PER_DAY, tz_name, discharged, who
+                        )
+                    if per_week is None and _most_in_seven_days(local_days) > SMS_PER_WEEK:
+                        per_week = _frequency_finding(
+                            timeline, "in 7 days", SMS_PER_WEEK, tz_name, discharged, who
+                        )
     return [f for f in (per_day, per_week) if f is not None]
 
 
@@ -169,14 +257,14 @@ def _most_in_seven_days(days: list[date]) -> int:
 
 
 def _frequency_finding(
-    timeline: Timeline, span: str, limit: int, tz: str, discharged: datetime
+    timeline: Timeline, span: str, limit: int, tz: str, discharged: datetime, who: str
 ) -> Finding:
     local = discharged.astimezone(zone(tz))
     return Finding(
         "error",
         timeline.source,
         1,
-        f"more than {limit} SMS {span} for a patient discharged {local:%Y-%m-%d %H:%M} in {tz}",
+        f"more than {limit} SMS {span} for a {who} discharged {local:%Y-%m-%d %H:%M} in {tz}",
     )
 
 

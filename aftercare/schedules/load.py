@@ -1,14 +1,18 @@
 """Timeline files: load, merge with their base, validate; errors name the file and line.
 
-A file may ``extends: _base-name`` another file of the same folder (names starting with ``_`` are
-bases, never offered to staff). The child's keys win; its steps replace the base's steps of the
-same id and add new ones after them.
+A file may ``extends: _base-name`` another file of the same folder, or a built-in base (names
+starting with ``_`` are bases, never offered to staff): a clinic's own file in
+``AFTERCARE_SCHEDULES_DIR`` can extend ``_spine-augmentation``. The child's keys win; its steps
+replace the base's steps of the same id (key by key: an ``sms:`` alone keeps the base's email)
+and add new ones after them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +34,35 @@ def builtin_dir() -> Path:
 
 
 class Catalog:
-    """All timelines staff can choose from, by name (built-in ones plus an extra folder)."""
+    """All timelines staff can choose from, by name (built-in ones plus an extra folder).
+
+    A file with an error does not stop the others: it is kept in ``problems`` (for `schedules
+    check`, `doctor` and the daemon's start), and its procedure, named by the file (``hip.yaml``
+    is ``hip``), is unavailable for new enrollments instead of silently falling back to another
+    file of the same name.
+    """
 
     def __init__(self, folders: Iterable[Path]) -> None:
         self._timelines: dict[str, Timeline] = {}
+        self._broken: dict[str, ScheduleError] = {}
         for folder in folders:
             for path in sorted(folder.glob("*.yaml")):
-                if not path.name.startswith("_"):
+                if path.name.startswith("_"):
+                    continue
+                try:
                     timeline = load_timeline(path)
-                    self._timelines[timeline.name] = timeline
+                except ScheduleError as exc:
+                    name = path.stem.lower()
+                    self._broken[name] = exc
+                    self._timelines.pop(name, None)
+                    continue
+                self._timelines[timeline.name] = timeline
+                self._broken.pop(timeline.name, None)
+
+    @property
+    def problems(self) -> list[ScheduleError]:
+        """The files that did not load, each error naming file, line and reason."""
+        return [self._broken[name] for name in sorted(self._broken)]
 
     @classmethod
     def default(cls, extra: Path | None = None) -> Catalog:
@@ -51,24 +75,43 @@ class Catalog:
         return iter(self._timelines[name] for name in self.names())
 
     def get(self, name: str) -> Timeline:
+        key = name.strip().lower()
         try:
-            return self._timelines[name.strip().lower()]
+            return self._timelines[key]
         except KeyError:
+            if key in self._broken:
+                raise KeyError(
+                    f"procedure {key!r} is unavailable: its timeline file has an error "
+                    f"({self._broken[key]}); see 'aftercare schedules check'"
+                ) from None
             known = ", ".join(self.names()) or "none"
             raise KeyError(f"unknown procedure {name!r} (known: {known})") from None
 
 
 def load_timeline(path: Path) -> Timeline:
     """Load, merge and validate one file; raises ScheduleError naming file, line and reason."""
-    data = _merged(path, seen=())
-    return validate(str(path), data)
+    texts: dict[str, str] = {}
+    data = _merged(path, (), texts)
+    return replace(validate(str(path), data), files=texts)
 
 
-def _read(path: Path) -> LineDict:
+def load_snapshot(main: str, files: Mapping[str, str]) -> Timeline:
+    """A timeline from the texts an enrollment kept (``Timeline.files``), ``main`` the file
+    staff enrolled with: the version planned, whatever its file has become since."""
+    with tempfile.TemporaryDirectory(prefix="aftercare-timeline-") as folder:
+        for name, text in files.items():
+            if Path(name).name != name:  # a stored name is a bare file name; never a path
+                raise ScheduleError(name, None, "not a file name")
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+        return load_timeline(Path(folder) / main)
+
+
+def _read(path: Path, texts: dict[str, str]) -> LineDict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScheduleError(str(path), None, f"cannot read the file ({exc})") from None
+    texts[path.name] = text
     try:
         data = load_yaml(text, str(path))
     except yaml.MarkedYAMLError as exc:
@@ -99,8 +142,8 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     return str(exc.problem)
 
 
-def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
-    data = _read(path)
+def _merged(path: Path, seen: tuple[Path, ...], texts: dict[str, str]) -> LineDict:
+    data = _read(path, texts)
     if "extends" not in data:
         return data
     parent_name = data["extends"]
@@ -112,13 +155,15 @@ def _merged(path: Path, seen: tuple[Path, ...]) -> LineDict:
             "extends must name a file of the same folder, without .yaml (e.g. _spine-augmentation)",
         )
     parent_path = path.with_name(f"{parent_name}.yaml")
+    if not parent_path.is_file() and parent_name.startswith("_"):
+        parent_path = builtin_dir() / f"{parent_name}.yaml"
     if parent_path == path or parent_path in seen:
         reason = "extends itself" if parent_path == path else f"{parent_path.name} extends it back"
         raise ScheduleError(str(path), data.line_of("extends"), reason)
     if not parent_path.is_file():
-        reason = f"extends {parent_path.name}, not found"
+        reason = f"extends {parent_path.name}, not found here nor among the built-in bases"
         raise ScheduleError(str(path), data.line_of("extends"), reason)
-    return _merge(_merged(parent_path, (*seen, path)), data)
+    return _merge(_merged(parent_path, (*seen, path), texts), data)
 
 
 def _merge(base: LineDict, child: LineDict) -> LineDict:
@@ -146,6 +191,19 @@ def _merge_dicts(base: LineDict, child: LineDict) -> LineDict:
     return merged
 
 
+def _merge_deep(base: LineDict, child: LineDict) -> LineDict:
+    """A step over the base's step of the same id: mappings (``sms``, ``email``, ``subject``)
+    merge key by key, so a clinic replaces one text without repeating the rest."""
+    merged = _merge_dicts(base, LineDict())
+    for key, value in child.items():
+        inherited = base.get(key)
+        if isinstance(value, LineDict) and isinstance(inherited, LineDict):
+            value = _merge_deep(inherited, value)
+        _put(merged, key, value, child)
+    merged.line, merged.source = child.line, child.source
+    return merged
+
+
 def _put(merged: LineDict, key: str, value: Any, origin: LineDict) -> None:
     merged[key] = value
     merged.key_lines[key] = origin.line_of(key)
@@ -168,6 +226,9 @@ def _merge_steps(base: LineList, child: LineList) -> LineList:
             sources.append(child.source_of(index))
         else:
             replaced.add(step_id)
+            base_step = merged[slot]
+            if isinstance(base_step, LineDict) and isinstance(step, LineDict):
+                step = _merge_deep(base_step, step)
             merged[slot], lines[slot] = step, child.line_of(index)
             sources[slot] = child.source_of(index)
     result = LineList(merged)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
 from aftercare.schedules.timeexpr import OnDay, When
-from aftercare.statuses import ChannelName
+from aftercare.statuses import Audience, ChannelName
 
 CHANNELS = (ChannelName.SMS, ChannelName.EMAIL)
+# Who a step goes to: the patient, and (when staff enrolled one) the caregiver or driver.
+AUDIENCES = tuple(Audience)
 DEFAULT_EXPIRES = timedelta(hours=12)
 EXPECTS = ("pain-score",)  # what a step may ask the patient for
 DEFAULT_ANSWER_WITHIN = timedelta(hours=24)
@@ -42,6 +45,7 @@ class Step:
     # a "no answer" alert.
     expects: str | None = None
     answer_within: timedelta | None = None
+    audience: tuple[Audience, ...] = (Audience.PATIENT,)
     source: str = ""
     line: int = 0
 
@@ -57,6 +61,17 @@ class Timeline:
     source: str
     # Milestones that become calendar events, with the event's title in each language.
     calendar: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The texts of the file and of the bases it extends, by file name: what enrollments keep, so
+    # a file broken later does not stop the messages already planned from it.
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Names these exact texts (sha256 of the files, in name order)."""
+        hashed = hashlib.sha256()
+        for name in sorted(self.files):
+            hashed.update(f"{name}\0{self.files[name]}\0".encode())
+        return hashed.hexdigest()
 
     @property
     def title(self) -> str:

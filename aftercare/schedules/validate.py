@@ -9,6 +9,7 @@ from babel import Locale, UnknownLocaleError
 
 from aftercare.errors import ScheduleError
 from aftercare.schedules.model import (
+    AUDIENCES,
     CHANNELS,
     DEFAULT_ANSWER_WITHIN,
     DEFAULT_EXPIRES,
@@ -19,9 +20,15 @@ from aftercare.schedules.model import (
     Step,
     Timeline,
 )
-from aftercare.schedules.timeexpr import OnDay, When, parse_duration, parse_when
+from aftercare.schedules.timeexpr import (
+    DISCHARGE,
+    OnDay,
+    When,
+    parse_duration,
+    parse_when,
+)
 from aftercare.schedules.yamlsource import LineDict, LineList
-from aftercare.statuses import ChannelName
+from aftercare.statuses import Audience, ChannelName
 from aftercare.templates import BASE_VARIABLES, TemplateSyntaxError, undeclared_variables
 
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
@@ -36,6 +43,7 @@ _STEP_KEYS = {
     "calendar",
     "expects",
     "answer_within",
+    "audience",
 }
 _MILESTONE_KEYS = {"at", "calendar"}
 _DEFAULT_KEYS = {"expires", "channels"}
@@ -151,7 +159,7 @@ class _Validator:
                     calendar[key] = self._calendar_titles(value, key, languages)
                 where, field_name, value = value, "at", value.get("at")
             when = self._when(where, field_name, value)
-            if not isinstance(when, OnDay):
+            if not isinstance(when, OnDay) or when.anchor != DISCHARGE:
                 raise self.at(raw, key, f"milestone {key!r} must be a calendar day ('day 42')")
             milestones[key] = when
         return milestones, calendar
@@ -260,6 +268,7 @@ class _StepValidator:
             calendar=self._calendar_flag(channels),
             expects=expects,
             answer_within=answer_within,
+            audience=self._audience(),
             source=item.source or p.file,
             line=item.line,
         )
@@ -334,10 +343,25 @@ class _StepValidator:
             )
         return value
 
+    def _audience(self) -> tuple[Audience, ...]:
+        value = self.item.get("audience", [Audience.PATIENT.value])
+        if not isinstance(value, list) or not value or any(a not in AUDIENCES for a in value):
+            allowed = [a.value for a in AUDIENCES]
+            reason = f"step {self.id}: audience must be a list drawn from {allowed}"
+            raise self.p.at(self.item, "audience", reason)
+        return tuple(dict.fromkeys(Audience(a) for a in value))
+
     def _repeat(self, at: When) -> Repeat | None:
         raw = self.item.get("repeat")
         if raw is None:
             return None
+        if at.anchor != DISCHARGE:
+            # Around the procedure or a visit there is a day or two, not a series of reminders.
+            raise self.p.at(
+                self.item,
+                "repeat",
+                f"step {self.id}: a step counted from the {at.anchor} cannot repeat",
+            )
         if not isinstance(raw, LineDict) or "every" not in raw or "until" not in raw:
             raise self.p.at(self.item, "repeat", f"step {self.id}: repeat needs every and until")
         self.p._no_unknown_keys(raw, {"every", "until"}, f"step {self.id} repeat")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Suppression
 from aftercare.smscap import SmsCaps
-from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
+from aftercare.statuses import Audience, ChannelName, EnrollmentStatus, EventKind, MessageStatus
 from aftercare.store import events, smscaps
 from aftercare.store.events import NewEvent
 
@@ -44,6 +44,11 @@ class Claim:
     email: str | None
     timezone: str
     language: str
+    audience: Audience  # templates address the patient and a caregiver each their own way
+    # The timeline version the enrollment was planned with (None: enrolled before they were
+    # kept), for when the file has broken or moved on since.
+    timeline_id: int | None
+    schedule_version: int
     # Reconciliation only: since when to look for provider records of earlier attempts (the
     # due time, or the previous claim if that was earlier; see _with_previous).
     previous_claim_at: datetime | None = None
@@ -71,6 +76,9 @@ _CLAIM_COLUMNS = (
     Patient.email,
     Patient.timezone,
     Patient.language,
+    Enrollment.audience,
+    Enrollment.timeline_id,
+    Enrollment.schedule_version,
 )
 
 

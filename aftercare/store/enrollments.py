@@ -16,7 +16,7 @@ an earlier one) then finds the row the winner wrote. So:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from aftercare.identity import active_key
 from aftercare.models import Enrollment, Patient
 from aftercare.planner import PlannedMessage, plan
 from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
-from aftercare.store import bulk, events
+from aftercare.store import bulk, events, timelines
 from aftercare.store.events import NewEvent
 
 
@@ -84,7 +84,25 @@ def enroll_many(
         enrollment_id = latest.get(patients[requests[slot].identity].id, 0)
         problem = error.problem.replace("{id}", str(enrollment_id))
         results[slot] = Refused(enrollment_id, InputError(error.field, problem))
-    return [results[slot] for slot in range(len(requests))]
+    done = [results[slot] for slot in range(len(requests))]
+    # The caregivers staff added, each an enrollment of their own beside the patient's.
+    caregivers = [
+        replace(r.caregiver, caregiver_for=result.enrollment_id)
+        for r, result in zip(requests, done, strict=True)
+        if r.caregiver is not None and isinstance(result, Enrolled)
+    ]
+    if caregivers:
+        enroll_many(session, caregivers, settings, now, actor)
+    return done
+
+
+def caregiver_enrollments(session: Session, enrollment_id: int) -> list[int]:
+    """The open (active or paused) enrollments of the caregivers of a patient's enrollment."""
+    query = select(Enrollment.id).where(
+        Enrollment.caregiver_for == enrollment_id,
+        Enrollment.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)),
+    )
+    return list(session.scalars(query.order_by(Enrollment.id)))
 
 
 # --- patients ------------------------------------------------------------------------------------
@@ -297,14 +315,30 @@ def _insert(
 ) -> dict[int, Result]:
     """Insert, plan and log the enrollments no one else has; results by slot of those inserted
     (the others lost to a concurrent writer and are looked up again)."""
-    rows = [_enrollment_row(key, *new[key], now) for key in sorted(new)]
+    versions = timelines.version_ids(session, {new[key][1].timeline for key in new}, now)
+    rows = [
+        _enrollment_row(key, *new[key], now) | {"timeline_id": versions[new[key][1].timeline]}
+        for key in sorted(new)
+    ]
     table = bulk.table_of(Enrollment)
     statement = _insert_new(session, table).returning(table.c.id, table.c.active_key)
     ids = {key: enrollment_id for enrollment_id, key in session.execute(statement, rows)}
     inserted = [(ids[key], new[key]) for key in sorted(ids)]
     # A generator: each plan becomes rows and is dropped, so a batch never holds 18,000 plans.
     plans = (
-        (i, plan(r.timeline, r.timezone, r.discharged_at, r.channels, settings.quiet_hours))
+        (
+            i,
+            plan(
+                r.timeline,
+                r.timezone,
+                None if r.awaiting_discharge else r.discharged_at,
+                r.channels,
+                settings.quiet_hours,
+                procedure_at=r.procedure_at,
+                follow_up_at=r.follow_up_at,
+                audience=r.audience,
+            ),
+        )
         for i, (_, r, _) in inserted
     )
     counts = bulk.insert_messages(session.connection(), plans)
@@ -335,6 +369,11 @@ def _enrollment_row(
         "schedule_version": request.timeline.version,
         "channels": ",".join(request.channels),
         "discharged_at": request.discharged_at,
+        "procedure_at": request.procedure_at,
+        "awaiting_discharge": request.awaiting_discharge,
+        "follow_up_at": request.follow_up_at,
+        "audience": request.audience.value,
+        "caregiver_for": request.caregiver_for,
         "status": EnrollmentStatus.ACTIVE.value,
         "created_at": now,
         "updated_at": now,

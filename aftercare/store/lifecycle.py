@@ -101,15 +101,35 @@ def reschedule(
     actor: str,
     now: datetime,
     reason: str | None = None,
+    kind: EventKind = EventKind.RESCHEDULED,
 ) -> dict[str, int]:
     """Re-plan from a new discharge time. Unsent messages move (or are cancelled if the new plan
-    has no such occurrence); messages already sent or finished stay as they are."""
+    has no such occurrence); messages already sent or finished stay as they are.
+
+    ``kind=EventKind.DISCHARGED`` records the discharge of a patient enrolled at booking: the steps
+    after discharge are added, the ones before the procedure stay as planned."""
     enrollment = _changeable(session, enrollment_id, "reschedule")
+    if kind == EventKind.DISCHARGED and not enrollment.awaiting_discharge:
+        raise AftercareError(
+            f"id: enrollment {enrollment_id} is already discharged "
+            "(to correct the time: aftercare reschedule)"
+        )
+    if kind != EventKind.DISCHARGED and enrollment.awaiting_discharge:
+        raise AftercareError(
+            f"id: enrollment {enrollment_id} is not discharged yet (first: aftercare discharge)"
+        )
     _check_no_twin(session, enrollment, discharged_at)
     timeline = catalog.get(enrollment.procedure)
     patient = enrollment.patient
     planned = plan(
-        timeline, patient.timezone, discharged_at, enrollment.channel_list, settings.quiet_hours
+        timeline,
+        patient.timezone,
+        discharged_at,
+        enrollment.channel_list,
+        settings.quiet_hours,
+        procedure_at=enrollment.procedure_at,
+        follow_up_at=enrollment.follow_up_at,
+        audience=enrollment.audience,
     )
     by_key = {(m.step, m.occurrence, m.channel): m for m in planned}
     rows = session.scalars(select(Message).where(Message.enrollment_id == enrollment_id)).all()
@@ -142,7 +162,8 @@ def reschedule(
         **counts,
     }
     enrollment.discharged_at, enrollment.updated_at = discharged_at, now
-    record(session, EventKind.RESCHEDULED, actor, now, enrollment_id, reason=reason, detail=detail)
+    enrollment.awaiting_discharge = False
+    record(session, kind, actor, now, enrollment_id, reason=reason, detail=detail)
     return counts
 
 

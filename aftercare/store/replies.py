@@ -24,7 +24,7 @@ from aftercare.store import alerts
 from aftercare.store.events import record
 from aftercare.store.suppressions import is_suppressed, lift, suppress_address
 
-AUTO_ANSWER_EVERY = timedelta(hours=24)  # at most one "not monitored" notice per number
+AUTO_ANSWER_EVERY = timedelta(hours=24)  # at most one of each automatic answer per number
 LANGUAGES = ("en", "es")
 
 
@@ -263,22 +263,23 @@ def _choose_answer(session: Session, reply: Reply, now: datetime) -> Answer | No
         return fixed[ReplyKind(reply.kind)]
     if reply.kind == ReplyKind.PAIN and not reply.urgent:
         return None  # a routine score needs no answer
-    # Questions and urgent scores: point to the phone, once a day, and never to a number that
-    # opted out (it asked for no more texts; Twilio would refuse the answer anyway).
+    # Questions and urgent replies: point to the phone, each answer once a day, and never to a
+    # number that opted out (it asked for no more texts; Twilio would refuse the answer anyway).
+    answer = Answer.URGENT if reply.urgent else Answer.NOT_MONITORED
     if is_suppressed(session, ChannelName.SMS, reply.from_number) or _answered_lately(
-        session, reply, now
+        session, reply, now, answer
     ):
         return None
-    return Answer.NOT_MONITORED
+    return answer
 
 
-def _answered_lately(session: Session, reply: Reply, now: datetime) -> bool:
-    """Whether this number got the "not monitored" answer in the last AUTO_ANSWER_EVERY."""
+def _answered_lately(session: Session, reply: Reply, now: datetime, answer: Answer) -> bool:
+    """Whether this number got ``answer`` in the last AUTO_ANSWER_EVERY."""
     earlier = select(Reply.id).where(
         Reply.from_number == reply.from_number,
         Reply.received_at > now - AUTO_ANSWER_EVERY,
         Reply.id != reply.id,
-        Reply.answer == Answer.NOT_MONITORED,
+        Reply.answer == answer,
     )
     return session.scalar(earlier.limit(1)) is not None
 
@@ -333,6 +334,7 @@ class WorklistRow:
     phone: str | None
     step: str | None  # of the message it answers, if any
     occurrence: int | None
+    caregiver_for: int | None  # not None: a caregiver's reply, about this patient's enrollment
 
 
 def needing_staff(
@@ -341,9 +343,17 @@ def needing_staff(
     """Questions and urgent replies (of any kind), urgent first, then newest first."""
     answered = aliased(Message)
     query = (
-        select(Reply, Patient.first_name, Patient.phone, answered.step, answered.occurrence)
+        select(
+            Reply,
+            Patient.first_name,
+            Patient.phone,
+            answered.step,
+            answered.occurrence,
+            Enrollment.caregiver_for,
+        )
         .outerjoin(Patient, Reply.patient_id == Patient.id)
         .outerjoin(answered, Reply.in_reply_to == answered.id)
+        .outerjoin(Enrollment, Reply.enrollment_id == Enrollment.id)
         .where(or_(Reply.kind == ReplyKind.QUESTION, Reply.urgent.is_(True)))
         .order_by(Reply.urgent.desc(), Reply.received_at.desc(), Reply.id.desc())
     )
