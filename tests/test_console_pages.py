@@ -191,7 +191,7 @@ def test_a_bad_field_is_named_beside_it_in_the_cli_words(console, nurse):
     answer = nurse.post("/enroll", FORM | {"timezone": "CST", "action": "preview"})
     assert answer.status_code == 422
     assert (
-        '<p class="error" id="e-timezone">Time zone: \'CST\' is not an IANA time zone '
+        '<p class="field-error" id="e-timezone">Time zone: \'CST\' is not an IANA time zone '
         "(e.g. America/New_York)</p>"
     ) in answer.text.replace("&#39;", "'")
     assert count(console.app, Patient) == 0
