@@ -26,6 +26,7 @@ BENCHMARKS = (
     "bench_callbacks",
     "bench_peer",
     "bench_soak",
+    "bench_console",
 )
 OPTIONAL = {"bench_soak"}
 
