@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pyotp
 import segno
-from flask import flash, redirect, render_template, session, url_for
+from flask import flash, redirect, render_template, url_for
+from flask import session as cookie  # the signed cookie, not a database session
 from werkzeug.wrappers import Response
 
 from aftercare.accounts import service, signin, totp
@@ -23,13 +24,13 @@ def account() -> Page:
 def two_factor_on() -> Page:
     app = aftercare_app()
     form = CodeForm()
-    secret = session.get(SETUP_KEY)
+    secret = cookie.get(SETUP_KEY)
     if form.validate_on_submit() and isinstance(secret, str):
         me = signed_in()
         if totp.turn_on(
             app.sessions, me.id, secret, form.code.data or "", actor(), app.clock.now()
         ):
-            session.pop(SETUP_KEY, None)
+            cookie.pop(SETUP_KEY, None)
             flash(
                 "Two-factor sign-in is on: you will be asked for a code when you sign in.", "info"
             )
@@ -55,7 +56,7 @@ def _page(form: CodeForm) -> str:
     me = service.get_staff(app.sessions, signed_in().id)
     qr = secret = None
     if not me.two_factor:
-        secret = session.setdefault(SETUP_KEY, pyotp.random_base32())
+        secret = cookie.setdefault(SETUP_KEY, pyotp.random_base32())
         uri = totp.provisioning_uri(secret, me.email, app.settings.clinic_name)
         qr = qr_data_uri(uri)
     return render_template(

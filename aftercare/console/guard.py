@@ -7,7 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import session as cookie  # the signed cookie, not a database session
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response
@@ -53,7 +54,7 @@ def check_request() -> Response | None:
 
 def _load_signin() -> Response | None:
     app = aftercare_app()
-    token = session.get("signin")
+    token = cookie.get("signin")
     state: signin.Current | str = "signed out"
     if isinstance(token, str):
         settings = app.settings
@@ -73,7 +74,7 @@ def _load_signin() -> Response | None:
 
 
 def _to_login(reason: str) -> Response:
-    session.pop("signin", None)  # a sign-in half done (the code still to enter) stays
+    cookie.pop("signin", None)  # a sign-in half done (the code still to enter) stays
     if reason in ENDED:
         idle = _span(aftercare_app().settings.session_idle.total_seconds())
         flash(ENDED[reason].format(idle=idle), "warning")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pyotp
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
+from flask import session as cookie  # the signed cookie, not a database session
 from werkzeug.wrappers import Response
 
 from aftercare.accounts import signin, totp
@@ -21,7 +22,7 @@ Page = str | Response | tuple[str, int]
 
 
 def login() -> Page:
-    if isinstance(session.get("signin"), str):
+    if isinstance(cookie.get("signin"), str):
         return redirect(safe_next(request.args.get("next")))
     form = SignInForm()
     if not form.validate_on_submit():
@@ -38,8 +39,8 @@ def login() -> Page:
     next_path = safe_next(request.args.get("next"))
     if result.second_factor is None:
         return _signed_in(result.account.id, next_path)
-    session.clear()
-    session["pending"] = {"staff_id": result.account.id, "at": now.isoformat(), "next": next_path}
+    cookie.clear()
+    cookie["pending"] = {"staff_id": result.account.id, "at": now.isoformat(), "next": next_path}
     endpoint = "console.login_code" if result.second_factor == "code" else "console.login_setup"
     return redirect(url_for(endpoint))
 
@@ -61,7 +62,7 @@ def login_code() -> Page:
         return render_template(
             "console/login_code.html", form=form
         ), 429 if result.throttled else 401
-    return _signed_in(result.id, session["pending"]["next"])
+    return _signed_in(result.id, cookie["pending"]["next"])
 
 
 def login_setup() -> Page:
@@ -70,12 +71,12 @@ def login_setup() -> Page:
     if staff_id is None:
         return redirect(url_for("console.login"))
     app = aftercare_app()
-    secret = session.setdefault(SETUP_KEY, pyotp.random_base32())
+    secret = cookie.setdefault(SETUP_KEY, pyotp.random_base32())
     form = CodeForm()
     if form.validate_on_submit():
         now = app.clock.now()
         if totp.turn_on(app.sessions, staff_id, secret, form.code.data or "", None, now):
-            return _signed_in(staff_id, session["pending"]["next"])
+            return _signed_in(staff_id, cookie["pending"]["next"])
         form.code.errors = [signin.WRONG_CODE]
     email = totp.account_email(app.sessions, staff_id)
     return render_template(
@@ -88,10 +89,10 @@ def login_setup() -> Page:
 
 def logout() -> Response:
     app = aftercare_app()
-    token = session.get("signin")
+    token = cookie.get("signin")
     if isinstance(token, str):
         signin.sign_out(app.sessions, token, app.clock.now())
-    session.clear()
+    cookie.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("console.login"))
 
@@ -99,18 +100,18 @@ def logout() -> Response:
 def _signed_in(staff_id: int, next_path: str) -> Response:
     app = aftercare_app()
     token = signin.begin(app.sessions, staff_id, request.remote_addr or "unknown", app.clock.now())
-    session.clear()  # nothing from before signing in carries over (session fixation)
-    session["signin"] = token
+    cookie.clear()  # nothing from before signing in carries over (session fixation)
+    cookie["signin"] = token
     return redirect(next_path)
 
 
 def _pending() -> int | None:
-    pending = session.get("pending")
+    pending = cookie.get("pending")
     if not isinstance(pending, dict):
         return None
     started = datetime.fromisoformat(pending["at"])
     if aftercare_app().clock.now() - started > PENDING_FOR:
-        session.clear()
+        cookie.clear()
         flash("That took too long; sign in again.", "warning")
         return None
     return int(pending["staff_id"])
