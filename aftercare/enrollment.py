@@ -110,3 +110,21 @@ def _field(name: str, parse: Callable[[str], Any], values: Mapping[str, str]) ->
         return parse(values.get(name, ""))
     except (ValueError, KeyError) as exc:
         raise InputError(name, str(exc.args[0]) if exc.args else "is not valid") from None
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    phone: str | None = None  # E.164; None: unchanged
+    email: str | None = None
+    language: str | None = None
+
+
+def parse_contact_change(raw: Mapping[str, str | None]) -> ContactChange:
+    """A correction of phone, email and language: a field left empty stays as it is; each given
+    one is checked as ``enroll`` checks it. Raises InputError naming the first bad field."""
+    values = {k: (v or "").strip() for k, v in raw.items()}
+    return ContactChange(
+        phone=_field("phone", parse_phone, values) if values.get("phone") else None,
+        email=_field("email", parse_email, values) if values.get("email") else None,
+        language=values["language"].lower() if values.get("language") else None,
+    )

@@ -83,6 +83,7 @@ class EventKind(StrEnum):
     VIEWED = "viewed"  # a patient's record (or a list of them) was looked at
     # The console's worklist and roster
     ITEM_HANDLED = "item_handled"  # a delivery failure or an opt-out dealt with
+    CONTACT_CHANGED = "contact_changed"  # which fields, never their values
     ROSTER_EXPORTED = "roster_exported"
 
 

@@ -252,3 +252,25 @@ def test_a_viewer_sees_no_action_forms(console, make_staff, ana, clock):
     viewer.sign_in("vic@clinic.example")
     assert "Mark handled" not in viewer.get("/").text
     assert "Cancel reminders" not in viewer.get(f"/patients/{ana}").text
+
+
+def test_contact_details_and_language_are_corrected_and_the_event_names_only_the_fields(
+    console, nurse, ana
+):
+    form = {"phone": "(202) 555-0199", "email": "", "language": "es"}
+    nurse.post(f"/patients/{ana}/contact", form, f"/patients/{ana}")
+    assert "Changed: phone, language." in nurse.get(f"/patients/{ana}").text
+    with console.app.sessions() as session:
+        patient = session.get(Enrollment, ana).patient
+        event = session.scalars(select(Event).where(Event.kind == "contact_changed")).one()
+    assert (patient.phone, patient.email, patient.language) == (
+        "+12025550199", "ana@example.org", "es",
+    )  # fmt: skip
+    assert event.detail == {"fields": ["phone", "language"]}
+
+
+def test_a_bad_phone_on_the_contact_form_is_named_and_changes_nothing(console, nurse, ana):
+    nurse.post(f"/patients/{ana}/contact", {"phone": "12", "language": "en"}, f"/patients/{ana}")
+    assert "Mobile phone: " in nurse.get(f"/patients/{ana}").text
+    with console.app.sessions() as session:
+        assert session.get(Enrollment, ana).patient.phone == ANA

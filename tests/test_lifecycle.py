@@ -342,3 +342,13 @@ def test_an_id_that_is_not_a_number_is_a_usage_error(run: CliRun) -> None:
     result = run("pause", "abc")
 
     assert result.exit_code == 2
+
+
+def test_patients_edit_corrects_the_phone_and_says_what_changed(run, enroll_args):
+    enrolled = json.loads(run(*enroll_args(), "--json").output)
+    result = run("patients", "edit", str(enrolled["id"]), "--phone", "202-555-0199")
+    assert result.exit_code == 0 and "changed phone" in result.output
+    shown = json.loads(run("patients", "show", str(enrolled["id"]), "--json").output)
+    assert shown["phone"] == "+12025550199"
+    bad = run("patients", "edit", str(enrolled["id"]), "--language", "fr")
+    assert bad.exit_code == 1 and "--language: 'fr' is not offered" in bad.stderr

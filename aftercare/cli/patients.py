@@ -18,11 +18,11 @@ from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
-from aftercare.enrollment import parse_request
+from aftercare.enrollment import parse_contact_change, parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
-from aftercare.store import lifecycle
+from aftercare.store import contacts, lifecycle
 from aftercare.store.enrollments import enroll_many
 from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
@@ -217,6 +217,32 @@ def patients_list(app: App, status: str | None, limit: int | None, as_json: bool
         print_json(rows)
     else:
         print_table(rows, LIST_COLUMNS)
+
+
+@patients_group.command("edit")
+@click.argument("enrollment_id", metavar="ID", type=int)
+@click.option("--phone", metavar="E164", help="The corrected mobile number.")
+@click.option("--email", metavar="ADDRESS")
+@click.option("--language", metavar="LANG", help="One the patient's timeline offers.")
+@pass_app
+def patients_edit(
+    app: App, enrollment_id: int, phone: str | None, email: str | None, language: str | None
+) -> None:
+    """Correct the patient's phone, email or language (what is not given stays)."""
+    try:
+        change = parse_contact_change({"phone": phone, "email": email, "language": language})
+        with transaction(app.sessions) as session:
+            procedure = lifecycle.get_enrollment(session, enrollment_id).procedure
+            languages = app.catalog.get(procedure).languages
+            changed = contacts.edit_contact(
+                session, enrollment_id, change, languages, app.actor, app.clock.now()
+            )
+    except InputError as exc:
+        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+    click.echo(
+        f"enrollment {enrollment_id}: "
+        + (f"changed {', '.join(changed)}" if changed else "no change")
+    )
 
 
 @patients_group.command("show")

@@ -55,7 +55,7 @@ console_bp.add_url_rule(
 console_bp.add_url_rule("/patients", view_func=roster.patients)
 console_bp.add_url_rule("/patients.csv", view_func=roster.patients_csv)
 console_bp.add_url_rule("/patients/<int:enrollment_id>", view_func=patient.patient)
-for action in ("pause", "resume", "cancel", "reschedule"):
+for action in ("pause", "resume", "cancel", "reschedule", "contact"):
     console_bp.add_url_rule(
         f"/patients/<int:enrollment_id>/{action}",
         endpoint=f"patient_{action}",

@@ -18,10 +18,11 @@ from aftercare.console.fields import local_instant, note_from
 from aftercare.console.guard import requires
 from aftercare.console.helpers import now, parse_iso
 from aftercare.db import transaction
+from aftercare.enrollment import parse_contact_change
 from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.render import render_message
 from aftercare.statuses import StaffRole
-from aftercare.store import lifecycle, messages
+from aftercare.store import contacts, lifecycle, messages
 from aftercare.validation import check_discharge_time, parse_instant
 
 
@@ -50,7 +51,15 @@ def patient(enrollment_id: int) -> str:
         scores=scores,
         now=now(),
         discharged=parse_iso(data["discharged_at"]),
+        languages=_languages(data["procedure"]),
     )
+
+
+def _languages(procedure: str) -> tuple[str, ...]:
+    try:
+        return aftercare_app().catalog.get(procedure).languages
+    except KeyError:  # a timeline no longer offered: nothing to choose from
+        return ()
 
 
 def _receipts(history: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -141,6 +150,28 @@ def patient_reschedule(enrollment_id: int) -> Response:
         return "Rescheduled: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."
 
     return _act(enrollment_id, change)
+
+
+@requires(StaffRole.NURSE)
+def patient_contact(enrollment_id: int) -> Response:
+    app = aftercare_app()
+
+    def change(session: Session) -> str:
+        fields = {name: request.form.get(name, "") for name in ("phone", "email", "language")}
+        try:
+            wanted = parse_contact_change(fields)
+        except InputError as exc:
+            raise InputError(LABELS.get(exc.field, exc.field), exc.problem) from None
+        procedure = lifecycle.get_enrollment(session, enrollment_id).procedure
+        languages = app.catalog.get(procedure).languages
+        changed = contacts.edit_contact(session, enrollment_id, wanted, languages, actor(), now())
+        return f"Changed: {', '.join(changed)}." if changed else "Nothing to change."
+
+    return _act(enrollment_id, change)
+
+
+# The form's labels for the fields an error names.
+LABELS = {"phone": "Mobile phone", "email": "Email", "language": "Language"}
 
 
 def _reason(required: bool = False) -> str | None:
