@@ -12,12 +12,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.accounts import passwords
-from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.roles import parse_role
 from aftercare.db import transaction
 from aftercare.errors import InputError, NotFoundError
 from aftercare.models import Staff
-from aftercare.statuses import StaffRole
+from aftercare.statuses import EventKind, StaffRole
 from aftercare.store import signins as signin_store
 from aftercare.store import staff as store
 from aftercare.store.events import record
@@ -100,7 +99,7 @@ def add_staff(
         if store.staff_by_email(session, email) is not None:
             raise InputError("email", f"{email} already has an account")
         staff = store.add_staff(session, email, name, staff_role, password_hash, now)
-        record(session, AccountEvent.STAFF_ADDED, actor, now, detail=_about(staff))
+        record(session, EventKind.STAFF_ADDED, actor, now, detail=_about(staff))
         return StaffAccount.of(staff)
 
 
@@ -126,7 +125,7 @@ def disable_staff(
         if staff.disabled_at is None:
             store.set_disabled(session, staff, now)
             signin_store.end_signins_of(session, staff.id, now, "disabled")
-            record(session, AccountEvent.STAFF_DISABLED, actor, now, detail=_about(staff))
+            record(session, EventKind.STAFF_DISABLED, actor, now, detail=_about(staff))
         return StaffAccount.of(staff)
 
 
@@ -137,7 +136,7 @@ def enable_staff(
         staff = _existing(session, email)
         if staff.disabled_at is not None:
             store.set_disabled(session, staff, None)
-            record(session, AccountEvent.STAFF_ENABLED, actor, now, detail=_about(staff))
+            record(session, EventKind.STAFF_ENABLED, actor, now, detail=_about(staff))
         return StaffAccount.of(staff)
 
 
@@ -151,7 +150,7 @@ def reset_password(
         staff = _existing(session, email)
         store.set_password(session, staff, password_hash)
         signin_store.end_signins_of(session, staff.id, now, "password reset")
-        record(session, AccountEvent.PASSWORD_RESET, actor, now, detail=_about(staff))
+        record(session, EventKind.PASSWORD_RESET, actor, now, detail=_about(staff))
         return StaffAccount.of(staff)
 
 

@@ -17,11 +17,11 @@ import pyotp
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.accounts import passwords, throttle
-from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.service import StaffAccount, actor_of, parse_staff_email
 from aftercare.db import transaction
 from aftercare.errors import InputError
 from aftercare.models import Staff
+from aftercare.statuses import EventKind
 from aftercare.store import signins as store
 from aftercare.store import staff as staff_store
 from aftercare.store.events import record
@@ -125,7 +125,7 @@ def begin(sessions: sessionmaker[Session], staff_id: int, address: str, now: dat
         staff_store.record_signin(session, staff, now)
         staff_store.clear_address_failures(session, address)
         store.start_signin(session, staff.id, hash_token(token), address, now)
-        record(session, AccountEvent.SIGNED_IN, actor_of(staff.id, staff.email), now)
+        record(session, EventKind.SIGNED_IN, actor_of(staff.id, staff.email), now)
     return token
 
 
@@ -160,7 +160,7 @@ def sign_out(sessions: sessionmaker[Session], token: str, now: datetime) -> None
             return
         signin, staff = found
         store.end_signin(session, signin.id, now, "signed out")
-        record(session, AccountEvent.SIGNED_OUT, actor_of(staff.id, staff.email), now)
+        record(session, EventKind.SIGNED_OUT, actor_of(staff.id, staff.email), now)
 
 
 def _why_ended(
@@ -213,6 +213,6 @@ def _failed(session: Session, staff: Staff | None, address: str, now: datetime) 
         staff_store.record_failed_signin(session, staff, now)
         detail["failures"] = staff.failed_signins
     actor = actor_of(staff.id, staff.email) if staff else "anonymous"
-    record(session, AccountEvent.SIGNIN_FAILED, actor, now, detail=detail)
+    record(session, EventKind.SIGNIN_FAILED, actor, now, detail=detail)
     # The failure that starts a wait says so at once, not only the try after it.
     return _throttled(session, staff, address, now) or Refused(WRONG)

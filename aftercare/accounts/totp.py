@@ -8,11 +8,11 @@ from datetime import datetime
 import pyotp
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.service import actor_of
 from aftercare.accounts.signin import REQUIRE_TWO_FACTOR, matching_step
 from aftercare.db import transaction
 from aftercare.errors import NotFoundError
+from aftercare.statuses import EventKind
 from aftercare.store import staff as store
 from aftercare.store.events import record
 
@@ -48,7 +48,7 @@ def turn_on(
             raise NotFoundError(f"id: no staff account {staff_id}")
         store.set_totp_secret(session, staff, secret, step)
         who = actor or actor_of(staff.id, staff.email)
-        record(session, AccountEvent.TWO_FACTOR_ON, who, now, detail={"staff_id": staff.id})
+        record(session, EventKind.TWO_FACTOR_ON, who, now, detail={"staff_id": staff.id})
     return True
 
 
@@ -58,7 +58,7 @@ def turn_off(sessions: sessionmaker[Session], staff_id: int, actor: str, now: da
         if staff is None:
             raise NotFoundError(f"id: no staff account {staff_id}")
         store.set_totp_secret(session, staff, None)
-        record(session, AccountEvent.TWO_FACTOR_OFF, actor, now, detail={"staff_id": staff.id})
+        record(session, EventKind.TWO_FACTOR_OFF, actor, now, detail={"staff_id": staff.id})
 
 
 def required(sessions: sessionmaker[Session]) -> bool:
@@ -69,4 +69,4 @@ def required(sessions: sessionmaker[Session]) -> bool:
 def set_required(sessions: sessionmaker[Session], on: bool, actor: str, now: datetime) -> None:
     with transaction(sessions) as session:
         store.set_console_setting(session, REQUIRE_TWO_FACTOR, "yes" if on else "no", actor, now)
-        record(session, AccountEvent.TWO_FACTOR_REQUIRED, actor, now, detail={"required": on})
+        record(session, EventKind.TWO_FACTOR_REQUIRED, actor, now, detail={"required": on})

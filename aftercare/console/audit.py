@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import request
 
-from aftercare.accounts.kinds import AccountEvent
 from aftercare.console.context import actor, aftercare_app
 from aftercare.db import transaction
 from aftercare.statuses import EventKind
@@ -20,7 +19,7 @@ from aftercare.store.events import record
 def audit_view(page: str, enrollment_id: int | None = None, **detail: Any) -> None:
     """Records that the signed-in account looked at ``page`` (of one enrollment, if given).
     Pass no search terms or other patient data in ``detail``."""
-    audit_action(AccountEvent.VIEWED, enrollment_id=enrollment_id, page=page, **detail)
+    audit_action(EventKind.VIEWED, enrollment_id=enrollment_id, page=page, **detail)
 
 
 def audit_action(

@@ -15,12 +15,11 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from aftercare.accounts import signin
-from aftercare.accounts.kinds import AccountEvent
 from aftercare.accounts.roles import may
 from aftercare.console.audit import audit_action
 from aftercare.console.context import aftercare_app, signed_in
 from aftercare.errors import NotFoundError
-from aftercare.statuses import StaffRole
+from aftercare.statuses import EventKind, StaffRole
 
 PUBLIC = {"console.login", "console.login_code", "console.login_setup", "console.static"}
 # A request carrying this header is a page refreshing itself (htmx polling), not a person:
@@ -108,7 +107,7 @@ def requires(role: StaffRole) -> Callable[[View], View]:
             account = signed_in()
             if not may(account.role, role):
                 audit_action(
-                    AccountEvent.FORBIDDEN,
+                    EventKind.FORBIDDEN,
                     page=request.endpoint,
                     method=request.method,
                     role=account.role,
