@@ -54,6 +54,9 @@ class Settings:
     email_from: str | None = None
     staff_email: str | None = None
     sms_rate: float | None = None
+    # Per number, across enrollments (TCPA health-care exemption); 0 switches a cap off.
+    sms_daily_cap: int = 1
+    sms_weekly_cap: int = 3
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
@@ -92,6 +95,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         email_from=env.get("AFTERCARE_EMAIL_FROM", _email),
         staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
+        sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
+        sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
@@ -164,6 +169,13 @@ def _secret(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters long")
     return raw
+
+
+def _count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"expected a whole number, 0 or more, got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(raw: str) -> int:

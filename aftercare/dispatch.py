@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aftercare import ics
+from aftercare import ics, smsfit
 from aftercare.channels.base import Attachment, Channel, ChannelError, Outgoing, Receipt
 from aftercare.clock import Clock
 from aftercare.config import Settings
@@ -30,6 +30,7 @@ from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Step, Timeline
+from aftercare.smscap import SmsCaps
 from aftercare.statuses import ChannelName
 from aftercare.store import claims
 from aftercare.store.outbox import Result, record_results, still_claimed
@@ -72,6 +73,7 @@ class Dispatcher:
         self.policy = RetryPolicy(settings.retry_backoff, settings.max_attempts)
         self.rng = rng or random.Random()
         self.clinic = Clinic(settings.clinic_name, settings.clinic_phone)
+        self.caps = SmsCaps(settings.sms_daily_cap, settings.sms_weekly_cap, settings.quiet_hours)
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(self.options.senders, thread_name_prefix="send")
 
@@ -104,7 +106,7 @@ class Dispatcher:
         now = self.clock.now()
         with transaction(self.sessions) as session:
             batch, settled = claims.claim_due(
-                session, self.channels, now, self.worker, self.options.batch_size
+                session, self.channels, now, self.worker, self.options.batch_size, self.caps
             )
         tally.update(settled)
         if batch:
@@ -174,6 +176,8 @@ class Dispatcher:
         channel = self.channels[claim.channel]
         try:
             outgoing = self._outgoing(claim)
+        except ChannelError as exc:  # rendered, but must not go out (a text too long)
+            return Result(claim, error=exc)
         except Exception as exc:  # a template or timeline that cannot render this message
             log.warning(
                 "render failed message=%s step=%s: %s", claim.id, claim.step, type(exc).__name__
@@ -213,6 +217,14 @@ class Dispatcher:
         rendered = render_message(
             timeline, step, claim.channel, recipient, self.clinic, claim.due_at
         )
+        if not rendered.fits:
+            used, limit = smsfit.length(rendered.text)
+            raise ChannelError(
+                f"{used} characters even without the name, more than {limit}: never sent over "
+                "one part or cut (shorten the template)",
+                permanent=True,
+                code="sms-too-long",
+            )
         address = claim.address
         if address is None:
             raise LookupError(f"no {claim.channel} address")

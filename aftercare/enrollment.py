@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from aftercare.errors import InputError
+from aftercare.identity import identity_key
 from aftercare.schedules.load import Catalog
 from aftercare.schedules.model import Timeline
 from aftercare.validation import (
@@ -54,15 +55,14 @@ class EnrollmentRequest:
     language: str
     channels: tuple[str, ...]
     external_id: str | None
+    # False when staff left the language out and the timeline's default was taken: a patient
+    # on file then keeps their own.
+    language_given: bool = True
 
     @property
-    def identity(self) -> tuple[str, ...]:
-        """Who the patient is, for idempotency: the MRN if staff gave one."""
-        return identity(self.external_id, self.phone, self.first_name)
-
-
-def identity(external_id: str | None, phone: str, first_name: str) -> tuple[str, ...]:
-    return ("mrn", external_id) if external_id else ("phone", phone, first_name)
+    def identity(self) -> str:
+        """Who the patient is (:func:`aftercare.identity.identity_key`): the MRN if given."""
+        return identity_key(self.external_id, self.phone, self.first_name)
 
 
 def parse_request(
@@ -102,6 +102,7 @@ def parse_request(
         external_id=_field("external_id", parse_external_id, values)
         if values.get("external_id")
         else None,
+        language_given=bool(values.get("language")),
     )
 
 
@@ -110,21 +111,3 @@ def _field(name: str, parse: Callable[[str], Any], values: Mapping[str, str]) ->
         return parse(values.get(name, ""))
     except (ValueError, KeyError) as exc:
         raise InputError(name, str(exc.args[0]) if exc.args else "is not valid") from None
-
-
-@dataclass(frozen=True)
-class ContactChange:
-    phone: str | None = None  # E.164; None: unchanged
-    email: str | None = None
-    language: str | None = None
-
-
-def parse_contact_change(raw: Mapping[str, str | None]) -> ContactChange:
-    """A correction of phone, email and language: a field left empty stays as it is; each given
-    one is checked as ``enroll`` checks it. Raises InputError naming the first bad field."""
-    values = {k: (v or "").strip() for k, v in raw.items()}
-    return ContactChange(
-        phone=_field("phone", parse_phone, values) if values.get("phone") else None,
-        email=_field("email", parse_email, values) if values.get("email") else None,
-        language=values["language"].lower() if values.get("language") else None,
-    )

@@ -21,7 +21,7 @@ from aftercare.config import Settings
 from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.schedules.load import Catalog
-from aftercare.store.enrollments import enroll_many
+from aftercare.store.enrollments import Refused, enroll_many
 
 BATCH_SIZE = 1000
 # A field longer than this is not a name or an address; the csv module's own limit is 128 KiB.
@@ -58,13 +58,13 @@ def import_csv(
     """
     report = ImportReport()
     with factory() as session:
-        batch: list[EnrollmentRequest] = []
+        batch: list[tuple[int, EnrollmentRequest]] = []
         for line, row in _rows(path, progress):
             report.rows += 1
             try:
                 if isinstance(row, InputError):
                     raise row
-                batch.append(parse_request(row, catalog, now))
+                batch.append((line, parse_request(row, catalog, now)))
             except InputError as exc:
                 report.bad.append((line, str(exc)))
             if len(batch) >= BATCH_SIZE:
@@ -72,12 +72,13 @@ def import_csv(
                 batch = []
         _write(session, batch, settings, now, actor, report, dry_run)
         session.rollback()  # a dry run's one transaction; nothing is open otherwise
+    report.bad.sort()  # refused rows are known only when their batch is written
     return report
 
 
 def _write(
     session: Session,
-    batch: list[EnrollmentRequest],
+    batch: list[tuple[int, EnrollmentRequest]],
     settings: Settings,
     now: datetime,
     actor: str,
@@ -86,11 +87,13 @@ def _write(
 ) -> None:
     if not batch:
         return
-    results = enroll_many(session, batch, settings, now, actor)
+    results = enroll_many(session, [request for _, request in batch], settings, now, actor)
     if not dry_run:
         session.commit()
-    for result in results:
-        if result.created:
+    for (line, _), result in zip(batch, results, strict=True):
+        if isinstance(result, Refused):
+            report.bad.append((line, str(result.error)))
+        elif result.created:
             report.enrolled += 1
             report.messages += result.messages
         else:

@@ -89,6 +89,10 @@ class Patient(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who the patient is, normalised and hashed (aftercare.identity): unique, so two enrollments
+    # of one person racing each other make one patient. NULL once purged, and for the rows an
+    # older release had already stored twice (those keep working, unmatched).
+    identity_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="patient")
 
@@ -109,6 +113,9 @@ class Enrollment(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "patient id:procedure" while the enrollment is active or paused, NULL once it is finished:
+    # unique, so a patient has one open enrollment per procedure whatever the concurrency.
+    active_key: Mapped[str | None] = mapped_column(String(96), unique=True, index=True)
 
     patient: Mapped[Patient] = relationship(back_populates="enrollments")
     messages: Mapped[list[Message]] = relationship(

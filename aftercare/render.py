@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aftercare import gsm
+from aftercare import gsm, smsfit
 from aftercare.planner import zone
 from aftercare.schedules.model import Step, Timeline
 from aftercare.statuses import ChannelName
@@ -33,6 +33,8 @@ class Rendered:
     channel: str
     text: str
     subject: str | None = None
+    # An SMS too long for one part even with the name left out (see aftercare.smsfit): never sent.
+    fits: bool = True
 
 
 def context(
@@ -61,12 +63,24 @@ def render_message(
     recipient: Recipient,
     clinic: Clinic,
     due_at: datetime,
+    shorten: bool = True,
 ) -> Rendered:
-    """Raises jinja2 errors if a template fails (the caller records them on the message)."""
+    """Raises jinja2 errors if a template fails (the caller records them on the message).
+
+    An SMS is shortened to fit one part by :func:`aftercare.smsfit.fit` (the lint, which
+    measures the template with a long sample name, asks for ``shorten=False``)."""
     values = context(timeline, recipient, clinic, due_at)
     language = recipient.language
     if channel == ChannelName.SMS:
-        # Folded to GSM-7 so one accent never turns a 1-part text into a 3-part UCS-2 text.
-        return Rendered(ChannelName.SMS, gsm.fold(render(step.sms[language], values)))
+        template = step.sms[language]
+
+        def sms(name: str) -> str:
+            # Folded to GSM-7 so one accent never turns a 1-part text into a 3-part UCS-2 text.
+            return gsm.fold(render(template, values | {"first_name": name}))
+
+        if not shorten:
+            return Rendered(ChannelName.SMS, sms(recipient.first_name))
+        fitted = smsfit.fit(sms, recipient.first_name)
+        return Rendered(ChannelName.SMS, fitted.text, fits=fitted.fits)
     subject = render(step.email_subject[language], values)
     return Rendered(ChannelName.EMAIL, render(step.email_body[language], values), subject=subject)

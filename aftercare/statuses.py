@@ -24,6 +24,7 @@ class MessageStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
+    CAPPED = "capped"  # over the per-number SMS cap with no allowed slot before it expired
 
 
 # Statuses a message can still leave on its own; everything else is history.
@@ -49,6 +50,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     RESCHEDULED = "rescheduled"
     PURGED = "purged"
+    CONTACT_EDITED = "contact_edited"  # aftercare patients edit: which fields, never the values
     # A message's life, by dispatchers and the provider
     CLAIMED = "claimed"
     RECONCILING = "reconciling"
@@ -59,6 +61,8 @@ class EventKind(StrEnum):
     RETRY = "retry"
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"  # held back by the per-number SMS cap until an allowed time
+    CAPPED = "capped"  # held back by the cap with no allowed time before it expired
     # Patients' replies and what came of them
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"
@@ -83,7 +87,6 @@ class EventKind(StrEnum):
     VIEWED = "viewed"  # a patient's record (or a list of them) was looked at
     # The console's worklist and roster
     ITEM_HANDLED = "item_handled"  # a delivery failure or an opt-out dealt with
-    CONTACT_CHANGED = "contact_changed"  # which fields, never their values
     ROSTER_EXPORTED = "roster_exported"
 
 

@@ -53,6 +53,13 @@ POSTGRES_URL = os.environ.get(
     ),
 )
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+
+
+def _settings(url: str) -> Settings:
+    # Every text is made due at once: the per-number SMS cap (one a day) would hold most back.
+    return Settings(database_url=url, quiet_hours=None, sms_daily_cap=0, sms_weekly_cap=0)
+
+
 PROCESSES = (1, 2, 4)
 BATCH = 200
 SENDERS = 4  # as in bench_dispatch's in-memory throughput
@@ -104,7 +111,7 @@ def build_template(url: str, count: int) -> None:
     engine = db.make_engine(url)
     db.upgrade(engine)
     engine.dispose()
-    app = App(Settings(database_url=url, quiet_hours=None), ManualClock(NOW))
+    app = App(_settings(url), ManualClock(NOW))
     patients = count // 9 + 1  # a kyphoplasty timeline plans 9 texts
     for start in range(0, patients, 1000):
         requests = [
@@ -167,7 +174,7 @@ def _machine_busy() -> float:
 def dispatcher_process(url: str, worker: str, barrier: Barrier, results: Any) -> None:
     """Warm up (imports, timelines, a connection), wait for the others, dispatch until nothing
     is due, report what was sent and what it cost."""
-    app = App(Settings(database_url=url, quiet_hours=None), ManualClock(NOW))
+    app = App(_settings(url), ManualClock(NOW))
     channel = MemoryChannel("sms")
     dispatcher = Dispatcher(
         app.sessions,

@@ -246,6 +246,9 @@ def environ(path: Path, schedules: Path, twilio: FakeTwilio) -> dict[str, str]:
             "AFTERCARE_DATABASE_URL": f"sqlite:///{path}",
             "AFTERCARE_SCHEDULES_DIR": str(schedules),
             "AFTERCARE_QUIET_HOURS": "off",
+            # Texts are made due faster than one a day a number: the per-number cap is off.
+            "AFTERCARE_SMS_DAILY_CAP": "0",
+            "AFTERCARE_SMS_WEEKLY_CAP": "0",
             "AFTERCARE_CLINIC_NAME": CLINIC,
             "AFTERCARE_CLINIC_PHONE": CLINIC_PHONE,
             "AFTERCARE_PUBLIC_URL": PUBLIC_URL,
@@ -566,6 +569,8 @@ def soak(profile: Profile, folder: Path) -> Result:
         database_url=f"sqlite:///{path}",
         schedules_dir=schedules,
         quiet_hours=None,
+        sms_daily_cap=0,  # as for the daemon (see environ)
+        sms_weekly_cap=0,
         clinic_name=CLINIC,
         clinic_phone=CLINIC_PHONE,
         public_url=PUBLIC_URL,

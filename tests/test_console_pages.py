@@ -263,11 +263,12 @@ def test_contact_details_and_language_are_corrected_and_the_event_names_only_the
     assert "Changed: phone, language." in nurse.get(f"/patients/{ana}").text
     with console.app.sessions() as session:
         patient = session.get(Enrollment, ana).patient
-        event = session.scalars(select(Event).where(Event.kind == "contact_changed")).one()
+        event = session.scalars(select(Event).where(Event.kind == "contact_edited")).one()
     assert (patient.phone, patient.email, patient.language) == (
         "+12025550199", "ana@example.org", "es",
     )  # fmt: skip
     assert event.detail == {"fields": ["phone", "language"]}
+    assert event.actor.startswith(f"staff:{NINA}#")
 
 
 def test_a_bad_phone_on_the_contact_form_is_named_and_changes_nothing(console, nurse, ana):

@@ -116,6 +116,10 @@ def _environ(path: Path, twilio: FakeTwilio) -> dict[str, str]:
         | {
             "AFTERCARE_DATABASE_URL": f"sqlite:///{path}",
             "AFTERCARE_QUIET_HOURS": "off",
+            # Texts days apart are made due minutes apart here; the per-number cap (see
+            # tests/test_sms_caps.py) would rightly hold them to one a day.
+            "AFTERCARE_SMS_DAILY_CAP": "0",
+            "AFTERCARE_SMS_WEEKLY_CAP": "0",
             "AFTERCARE_CLINIC_NAME": CLINIC,
             "AFTERCARE_CLINIC_PHONE": CLINIC_PHONE,
             "AFTERCARE_PUBLIC_URL": PUBLIC_URL,

@@ -113,18 +113,6 @@ def test_enrolling_twice_without_an_external_id_matches_on_phone_and_first_name(
     assert (row_counts()["patient"], row_counts()["enrollment"]) == (1, 1)
 
 
-def test_another_discharge_of_the_same_patient_is_a_new_enrollment(
-    run: CliRun, enroll_args: EnrollArgs, row_counts: RowCounts
-) -> None:
-    first = enroll(run, enroll_args())
-
-    second = enroll(run, enroll_args(discharged_at="2026-11-20T09:00-06:00"))
-
-    assert second["id"] != first["id"]
-    assert second["created"] is True
-    assert (row_counts()["patient"], row_counts()["enrollment"]) == (1, 2)
-
-
 @pytest.mark.parametrize(
     ("fields", "flag", "says"),
     [

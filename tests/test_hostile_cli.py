@@ -5,6 +5,7 @@ writes nothing."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -60,8 +61,12 @@ def test_a_hostile_enroll_field_is_refused_naming_the_flag_or_enrolled_correctly
     run: CliRun, enroll_args: EnrollArgs, row_counts: RowCounts, flag: str, value: str
 ) -> None:
     before = row_counts()
+    # A patient of their own per example (examples share the database, and a patient on file
+    # keeps their details): only the hostile field can be what is refused.
+    tag = uuid.uuid4().hex[:8]
+    own = {"first-name": f"Ana {tag}"} if flag == "external-id" else {"external-id": f"MRN-{tag}"}
 
-    result = run(*enroll_args(**{flag: value}), "--json")
+    result = run(*enroll_args(**own | {flag: value}), "--json")
 
     assert result.exit_code in (0, 1, 2), result.output
     if result.exit_code == 0:
@@ -201,7 +206,11 @@ def test_enrolling_next_to_a_dst_change_gives_the_same_plan_as_the_preview(
         ).stdout
     )
 
-    result = run(*enroll_args(tz=zone, discharged_at=when, channels="sms"), "--json")
+    # A patient of their own per example: one is enrolled in a procedure once at a time.
+    mrn = f"MRN-{uuid.uuid4().hex[:12]}"
+    result = run(
+        *enroll_args(tz=zone, discharged_at=when, channels="sms", external_id=mrn), "--json"
+    )
 
     assert result.exit_code == 0, result.output
     enrolled = json.loads(result.stdout)["messages"]

@@ -157,9 +157,10 @@ def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispa
     (opted_in,) = events(web.app, "opted_in")
     assert (opted_in.actor, opted_in.detail["lifted"]) == ("patient", True)
     later = enroll(web.app, clock, "vertebroplasty", LATER)
-    clock.advance(timedelta(hours=1))
+    # Day 2 09:00 in Chicago: the later enrollment's first text after today's (one a day).
+    clock.set(clock.now().replace(day=25, hour=15))
     dispatcher.dispatch_due()
-    assert statuses(web.app, later)["welcome-home"] == "sent"
+    assert statuses(web.app, later)["bandage-off"] == "sent"
     assert [m.message_id for m in channels["sms"].sent][-1] > 0
 
 

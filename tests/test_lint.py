@@ -106,13 +106,32 @@ def test_the_length_counts_a_long_first_name(timeline_with: MakeTimeline) -> Non
 
 
 def test_an_emoji_gets_a_ucs2_warning(timeline_with: MakeTimeline) -> None:
-    findings = lint(timeline_with(("+2h", GOOD + " 🙂")), CLINIC, QUIET)
+    findings = lint(
+        timeline_with(("+2h", "{{ clinic_name }} {{ clinic_phone }} STOP 🙂")), CLINIC, QUIET
+    )
 
     assert messages(findings) == [
         (
             "warning",
             "step step-0 [en] sms: '🙂' force UCS-2 encoding (70 characters a part)",
         )
+    ]
+
+
+def test_a_ucs2_text_over_70_characters_is_an_error_as_it_would_never_be_sent(
+    timeline_with: MakeTimeline,
+) -> None:
+    findings = lint(timeline_with(("+2h", GOOD + " 🙂")), CLINIC, QUIET)
+
+    assert messages(findings) == [
+        (
+            "error",
+            "step step-0 [en] sms: 76 characters in UCS-2, more than 70: it would not be sent",
+        ),
+        (
+            "warning",
+            "step step-0 [en] sms: '🙂' force UCS-2 encoding (70 characters a part)",
+        ),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, func, insert, inspect, select
 
 from aftercare import db
-from aftercare.models import Base, Event, Patient, Reply
+from aftercare.identity import identity_key
+from aftercare.models import Base, Enrollment, Event, Patient, Reply
 from tests.conftest import CliRun, throwaway_postgres_database
 
 
@@ -88,6 +89,47 @@ def test_replies_stored_before_0004_get_the_answer_their_replied_event_names(
     with engine.connect() as connection:
         answers = dict(connection.execute(select(Reply.id, Reply.answer)).all())
     assert answers == {1: "not_monitored", 2: None}
+
+
+def test_rows_stored_before_0005_get_identity_keys_the_oldest_of_a_duplicate_only(
+    engine: Engine,
+) -> None:
+    """An older release could store one person twice: the oldest row gets the key, the copy keeps
+    NULL (still working, never matched), and nothing is merged or changed behind the operator."""
+    db.upgrade(engine, "0004")
+    at = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+    ana = {"phone": "+12025550143", "timezone": "America/Chicago", "language": "es"}
+    ana |= {"external_id": None}  # every row names the same columns (one executemany)
+    kypho = {"procedure": "kyphoplasty", "schedule_version": 1, "channels": "sms"}
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Patient).values(created_at=at),
+            [
+                ana | {"id": 1, "first_name": "Ana"},
+                ana | {"id": 2, "first_name": "ANA "},  # the same person, stored again
+                ana | {"id": 3, "first_name": "Ana", "external_id": "MRN-1"},
+            ],
+        )
+        connection.execute(
+            insert(Enrollment).values(patient_id=1, created_at=at, updated_at=at),
+            [
+                kypho | {"id": 1, "discharged_at": at, "status": "active"},
+                kypho | {"id": 2, "discharged_at": at + timedelta(hours=1), "status": "paused"},
+                kypho | {"id": 3, "discharged_at": at + timedelta(hours=2), "status": "cancelled"},
+            ],
+        )
+
+    db.upgrade(engine)
+
+    with engine.connect() as connection:
+        patients = dict(connection.execute(select(Patient.id, Patient.identity_key)).all())
+        enrollments = dict(connection.execute(select(Enrollment.id, Enrollment.active_key)).all())
+    assert patients == {
+        1: identity_key(None, "+12025550143", "Ana"),
+        2: None,
+        3: identity_key("MRN-1", "+12025550143", "Ana"),
+    }
+    assert enrollments == {1: "1:kyphoplasty", 2: None, 3: None}
 
 
 def test_db_upgrade_prints_the_revision_and_is_safe_to_run_again(

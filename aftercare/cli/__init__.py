@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aftercare.cli import (
     audit,
+    contact,
     db,
     demo,
     doctor,
@@ -47,6 +48,7 @@ for command in (
     stats.stats_command,
 ):
     cli.add_command(command)
+patients.patients_group.add_command(contact.patients_edit)
 
 
 def main() -> None:

@@ -18,12 +18,12 @@ from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
-from aftercare.enrollment import parse_contact_change, parse_request
+from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
 from aftercare.importer import import_csv
 from aftercare.statuses import EnrollmentStatus
-from aftercare.store import contacts, lifecycle
-from aftercare.store.enrollments import enroll_many
+from aftercare.store import lifecycle
+from aftercare.store.enrollments import Enrolled, Refused, enroll_many
 from aftercare.validation import check_discharge_time, parse_instant, parse_reason
 
 # Field names of the enrollment contract -> the flags staff typed, for error messages.
@@ -66,27 +66,53 @@ LIST_COLUMNS = [
 @click.option(
     "--external-id", metavar="MRN", help="The clinic's patient id; makes enrolling idempotent."
 )
+@click.option(
+    "--reschedule",
+    is_flag=True,
+    help="If the patient is enrolled in this procedure already, move it to this discharge time.",
+)
 @json_option
 @pass_app
-def enroll(app: App, /, as_json: bool, **fields: Any) -> None:
+def enroll(app: App, /, as_json: bool, reschedule: bool, **fields: Any) -> None:
     """Enroll one patient at discharge and plan their reminders."""
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
     except InputError as exc:
-        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
+        raise as_flag(exc) from None
     with transaction(app.sessions) as session:
         (result,) = enroll_many(session, [request], app.settings, now, app.actor)
+        moved = isinstance(result, Refused)
+        if isinstance(result, Refused):
+            if not (reschedule and result.error.field == "discharged_at"):
+                raise as_flag(result.error)
+            lifecycle.reschedule(
+                session,
+                result.enrollment_id,
+                request.discharged_at,
+                app.catalog,
+                app.settings,
+                app.actor,
+                now,
+                "enroll --reschedule",
+            )
         summary = views.show_enrollment(session, result.enrollment_id)
-    summary["created"] = result.created
+    summary["created"] = isinstance(result, Enrolled) and result.created
+    summary["rescheduled"] = moved
     if as_json:
         print_json(summary)
         return
-    verb = "enrolled" if result.created else "already enrolled (nothing changed)"
+    verb = "enrolled" if summary["created"] else "already enrolled (nothing changed)"
     click.echo(
-        f"{verb}: id {summary['id']}, {request.timeline.name}, {len(summary['messages'])} messages"
+        f"{'rescheduled' if moved else verb}: id {summary['id']}, {request.timeline.name}, "
+        f"{len(summary['messages'])} messages"
     )
     _print_messages(summary["messages"])
+
+
+def as_flag(error: InputError) -> InputError:
+    """The error with its field named as the flag staff typed."""
+    return InputError(FLAGS.get(error.field, error.field), error.problem)
 
 
 def _print_messages(messages: list[dict[str, Any]]) -> None:
@@ -219,32 +245,6 @@ def patients_list(app: App, status: str | None, limit: int | None, as_json: bool
         print_table(rows, LIST_COLUMNS)
 
 
-@patients_group.command("edit")
-@click.argument("enrollment_id", metavar="ID", type=int)
-@click.option("--phone", metavar="E164", help="The corrected mobile number.")
-@click.option("--email", metavar="ADDRESS")
-@click.option("--language", metavar="LANG", help="One the patient's timeline offers.")
-@pass_app
-def patients_edit(
-    app: App, enrollment_id: int, phone: str | None, email: str | None, language: str | None
-) -> None:
-    """Correct the patient's phone, email or language (what is not given stays)."""
-    try:
-        change = parse_contact_change({"phone": phone, "email": email, "language": language})
-        with transaction(app.sessions) as session:
-            procedure = lifecycle.get_enrollment(session, enrollment_id).procedure
-            languages = app.catalog.get(procedure).languages
-            changed = contacts.edit_contact(
-                session, enrollment_id, change, languages, app.actor, app.clock.now()
-            )
-    except InputError as exc:
-        raise InputError(FLAGS.get(exc.field, exc.field), exc.problem) from None
-    click.echo(
-        f"enrollment {enrollment_id}: "
-        + (f"changed {', '.join(changed)}" if changed else "no change")
-    )
-
-
 @patients_group.command("show")
 @click.argument("enrollment_id", metavar="ID", type=int)
 @json_option
@@ -312,7 +312,7 @@ def _print_replies(data: dict[str, Any]) -> None:
 @pass_app
 def cancel(app: App, enrollment_id: int, reason: str) -> None:
     """Cancel every message not yet sent."""
-    why = _reason(reason) or ""
+    why = reason_flag(reason) or ""
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
@@ -325,7 +325,9 @@ def cancel(app: App, enrollment_id: int, reason: str) -> None:
 def pause(app: App, enrollment_id: int, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
     with transaction(app.sessions) as session:
-        count = lifecycle.pause(session, enrollment_id, _reason(reason), app.actor, app.clock.now())
+        count = lifecycle.pause(
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
+        )
     click.echo(f"paused enrollment {enrollment_id}: {count} message(s) held")
 
 
@@ -337,7 +339,7 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
-            session, enrollment_id, _reason(reason), app.actor, app.clock.now()
+            session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
         )
     click.echo(f"resumed enrollment {enrollment_id}: {count} message(s) pending again")
 
@@ -352,7 +354,7 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)
-    why = _reason(reason)
+    why = reason_flag(reason)
     try:
         with transaction(app.sessions) as session:
             counts = lifecycle.reschedule(
@@ -366,5 +368,5 @@ def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | N
     )
 
 
-def _reason(reason: str | None) -> str | None:
+def reason_flag(reason: str | None) -> str | None:
     return None if reason is None else parse_flag("--reason", parse_reason, reason)

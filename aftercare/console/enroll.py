@@ -17,7 +17,7 @@ from aftercare.planner import zone
 from aftercare.preview import PreviewedMessage, preview
 from aftercare.render import Recipient
 from aftercare.statuses import StaffRole
-from aftercare.store.enrollments import enroll_many
+from aftercare.store.enrollments import Refused, enroll_many
 from aftercare.validation import parse_timezone
 
 # The form's fields, in order, with their labels; the names are the enrollment contract's.
@@ -90,6 +90,9 @@ def enroll_submit() -> Response | str | tuple[str, int]:
     app, at = aftercare_app(), now()
     with transaction(app.sessions) as session:
         (result,) = enroll_many(session, [request_], app.settings, at, actor())
+    if isinstance(result, Refused):
+        # Same identity rule as the CLI: a patient on file is changed by an explicit edit only.
+        return _page(values, {result.error.field: result.error.problem}, []), 422
     if result.created:
         flash(f"Enrolled: {result.messages} messages planned.", "ok")
     else:

@@ -18,12 +18,11 @@ from aftercare.console.fields import local_instant, note_from
 from aftercare.console.guard import requires
 from aftercare.console.helpers import now, parse_iso
 from aftercare.db import transaction
-from aftercare.enrollment import parse_contact_change
 from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.render import render_message
 from aftercare.statuses import StaffRole
-from aftercare.store import contacts, lifecycle, messages
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.store import lifecycle, messages, patients
+from aftercare.validation import check_discharge_time, parse_email, parse_instant, parse_phone
 
 
 def patient(enrollment_id: int) -> str:
@@ -154,20 +153,36 @@ def patient_reschedule(enrollment_id: int) -> Response:
 
 @requires(StaffRole.NURSE)
 def patient_contact(enrollment_id: int) -> Response:
+    """The CLI's ``patients edit``: the same checks, the same store function."""
     app = aftercare_app()
 
     def change(session: Session) -> str:
-        fields = {name: request.form.get(name, "") for name in ("phone", "email", "language")}
+        form = {name: (request.form.get(name) or "").strip() for name in LABELS}
+        wanted = patients.ContactChange(
+            phone=_checked("phone", parse_phone, form["phone"]),
+            email=_checked("email", parse_email, form["email"]),
+            language=form["language"].lower() or None,
+        )
+        patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id
         try:
-            wanted = parse_contact_change(fields)
+            changed = patients.edit_contact(
+                session, patient_id, wanted, app.catalog, actor(), now()
+            )
         except InputError as exc:
             raise InputError(LABELS.get(exc.field, exc.field), exc.problem) from None
-        procedure = lifecycle.get_enrollment(session, enrollment_id).procedure
-        languages = app.catalog.get(procedure).languages
-        changed = contacts.edit_contact(session, enrollment_id, wanted, languages, actor(), now())
         return f"Changed: {', '.join(changed)}." if changed else "Nothing to change."
 
     return _act(enrollment_id, change)
+
+
+def _checked(field: str, parse: Callable[[str], str], raw: str) -> str | None:
+    """``parse(raw)`` for a field given (None for one left empty), named by its label."""
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise InputError(LABELS[field], str(exc)) from None
 
 
 # The form's labels for the fields an error names.

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from aftercare import gsm
+from aftercare import gsm, smsfit
 from aftercare.config import QuietHours
 from aftercare.planner import plan, zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.schedules.model import Step, Timeline
+from aftercare.templates import undeclared_variables
 
 SMS_MAX_CHARS = 160
 SMS_PER_DAY = 1
@@ -99,7 +100,9 @@ def _lint_texts(timeline: Timeline, step: Step, language: str, clinic: Clinic) -
 
     for channel in step.channels:
         try:
-            rendered = render_message(timeline, step, channel, recipient, clinic, _SAMPLE_DAYS[3])
+            rendered = render_message(
+                timeline, step, channel, recipient, clinic, _SAMPLE_DAYS[3], shorten=False
+            )
         except Exception as exc:  # a template that fails at render time
             add("error", f"{channel}: does not render: {exc}")
             continue
@@ -110,9 +113,12 @@ def _lint_texts(timeline: Timeline, step: Step, language: str, clinic: Clinic) -
 
 def _lint_sms(text: str, clinic: Clinic, add: Callable[[str, str], None]) -> None:
     length = gsm.gsm_length(text)
+    wide = gsm.non_gsm_characters(text)
     if length > SMS_MAX_CHARS:
         add("error", f"sms: {length} GSM-7 characters, more than {SMS_MAX_CHARS}")
-    wide = gsm.non_gsm_characters(text)
+    elif wide and not smsfit.fits(text):
+        used, limit = smsfit.length(text)
+        add("error", f"sms: {used} characters in UCS-2, more than {limit}: it would not be sent")
     if wide:
         add("warning", f"sms: {''.join(wide)!r} force UCS-2 encoding (70 characters a part)")
     # ``text`` is folded to GSM-7, and so is the clinic's name inside it ("Clínica" -> "Clinica").
@@ -172,3 +178,39 @@ def _frequency_finding(
         1,
         f"more than {limit} SMS {span} for a patient discharged {local:%Y-%m-%d %H:%M} in {tz}",
     )
+
+
+def name_notes(timeline: Timeline, clinic: Clinic) -> list[Finding]:
+    """For each text that names the patient, the rule that keeps it to one SMS: how long a first
+    name fits, beyond which the first word of it is sent, or no name (see aftercare.smsfit)."""
+    notes: list[Finding] = []
+    for step in timeline.steps:
+        for language in timeline.languages if "sms" in step.channels else ():
+            if "first_name" not in undeclared_variables(step.sms[language]):
+                continue
+            budget = _name_budget(timeline, step, language, clinic)
+            if budget < 0:
+                continue  # too long even without a name: an error of the lint already
+            notes.append(
+                Finding(
+                    "note",
+                    step.source or timeline.source,
+                    step.line,
+                    f"step {step.id} [{language}] sms: a first name longer than {budget} "
+                    "characters is sent as its first word, or left out",
+                )
+            )
+    return notes
+
+
+def _name_budget(timeline: Timeline, step: Step, language: str, clinic: Clinic) -> int:
+    def sms(name: str) -> str:
+        recipient = Recipient(name, "America/New_York", language, _SAMPLE_DAYS[3])
+        return render_message(
+            timeline, step, "sms", recipient, clinic, _SAMPLE_DAYS[3], shorten=False
+        ).text
+
+    try:
+        return smsfit.name_budget(sms)
+    except Exception:  # a template that fails at render time: reported by lint()
+        return -1

@@ -12,16 +12,14 @@ SQL and the same processors, only called less often.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import DeclarativeBase
 
-from aftercare.enrollment import EnrollmentRequest
-from aftercare.models import Enrollment, Message
+from aftercare.models import Message
 from aftercare.planner import PlannedMessage
-from aftercare.statuses import EnrollmentStatus, MessageStatus
+from aftercare.statuses import MessageStatus
 
 Row = tuple[Any, ...]
 Converter = Callable[[Any], Any]
@@ -99,16 +97,6 @@ def _same(value: Any) -> Any:
 
 # --- the rows a batch of new enrollments adds ---------------------------------------------------
 
-ENROLLMENT_COLUMNS = (
-    "patient_id",
-    "procedure",
-    "schedule_version",
-    "channels",
-    "discharged_at",
-    "status",
-    "created_at",
-    "updated_at",
-)
 MESSAGE_COLUMNS = (
     "enrollment_id",
     "step",
@@ -121,30 +109,6 @@ MESSAGE_COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-
-
-def insert_enrollments(
-    connection: Connection, new: Sequence[tuple[int, EnrollmentRequest]], now: datetime
-) -> None:
-    """One active enrollment per (patient id, request)."""
-    writer = BulkInsert(connection, Enrollment, ENROLLMENT_COLUMNS)
-    to_db = writer.converter("discharged_at")  # created_at and updated_at have the same type
-    created = to_db(now)
-    active = EnrollmentStatus.ACTIVE.value
-    rows = [
-        (
-            patient_id,
-            r.timeline.name,
-            r.timeline.version,
-            ",".join(r.channels),
-            to_db(r.discharged_at),
-            active,
-            created,
-            created,
-        )
-        for patient_id, r in new
-    ]
-    writer.execute(rows)
 
 
 def insert_messages(

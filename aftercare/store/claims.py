@@ -18,8 +18,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Suppression
+from aftercare.smscap import SmsCaps
 from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
-from aftercare.store import events
+from aftercare.store import events, smscaps
 from aftercare.store.events import NewEvent
 
 
@@ -98,10 +99,16 @@ def expire_overdue(session: Session, now: datetime, actor: str) -> int:
 
 
 def claim_due(
-    session: Session, channels: Collection[str], now: datetime, worker: str, limit: int
+    session: Session,
+    channels: Collection[str],
+    now: datetime,
+    worker: str,
+    limit: int,
+    caps: SmsCaps | None = None,
 ) -> tuple[list[Claim], dict[str, int]]:
     """Claim up to ``limit`` due messages on ``channels``; returns the claims and the counts of
-    rows settled without sending (``suppressed``, ``paused``, ``cancelled``)."""
+    rows settled without sending (``suppressed``, ``paused``, ``cancelled``, and with ``caps``
+    ``capped``, or ``deferred`` to a later time)."""
     due = _lock(
         session,
         select(Message.id)
@@ -124,9 +131,12 @@ def claim_due(
     rows = _claim_rows(session, ids)
     settled = _settle_unsendable(session, rows, now, worker)
     sendable = [claim for claim, _ in rows if claim.id not in settled]
+    held: dict[str, int] = {}
+    if caps is not None:
+        sendable, held = smscaps.hold_back(session, sendable, now, worker, caps)
     _mark_sending(session, [r.id for r in sendable], now, worker)
     _claimed_events(session, sendable, worker, now)
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = dict(held)
     for status in settled.values():
         counts[status] = counts.get(status, 0) + 1
     return sendable, counts

@@ -179,6 +179,8 @@ def _set_status(
     enrollment.status = status
     enrollment.status_reason = reason
     enrollment.updated_at = now
+    if status in (EnrollmentStatus.CANCELLED, EnrollmentStatus.COMPLETED):
+        enrollment.active_key = None  # finished: the patient may be enrolled in it again
 
 
 def _move(

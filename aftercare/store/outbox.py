@@ -171,6 +171,6 @@ def _complete_finished(session: Session, enrollment_ids: set[int], now: datetime
             Enrollment.status == EnrollmentStatus.ACTIVE,
             ~open_messages,
         )
-        .values(status=EnrollmentStatus.COMPLETED, updated_at=now)
+        .values(status=EnrollmentStatus.COMPLETED, active_key=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )

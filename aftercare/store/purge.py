@@ -138,7 +138,13 @@ def _purge_batch(session: Session, patient_ids: Sequence[int], plan: Plan) -> Co
         session,
         update(Patient)
         .where(Patient.id.in_(patient_ids))
-        .values(first_name=PURGED_NAME, phone=PURGED_PHONE, email=None, external_id=None),
+        .values(
+            first_name=PURGED_NAME,
+            phone=PURGED_PHONE,
+            email=None,
+            external_id=None,
+            identity_key=None,
+        ),
     )
     for enrollment_id in enrollment_ids:
         record(session, PURGED_KIND, plan.actor, plan.now, enrollment_id)

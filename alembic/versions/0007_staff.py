@@ -1,7 +1,7 @@
 """staff accounts and console sign-ins: staff, signin, signin_throttle, console_setting
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 14:59:59.460017
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
