@@ -60,6 +60,15 @@ class Settings:
     log_format: str = "text"
     public_url: str | None = None
     secret_key: str | None = None
+    # Intake from hospital systems: the zone of times sent without an offset (and of the
+    # patients enrolled from them), the procedure map, and the FHIR server's credentials.
+    facility_timezone: str | None = None
+    hl7_map: Path | None = None
+    fhir_token: str | None = None
+    fhir_client_id: str | None = None
+    fhir_private_key: str | None = None
+    fhir_key_id: str | None = None
+    fhir_token_url: str | None = None
     # The staff console: sign-ins end after this long without a request, and after the lifetime
     # whatever happens; the first admin is made from these on a database with no staff.
     session_idle: timedelta = timedelta(minutes=15)
@@ -100,6 +109,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
+        facility_timezone=env.get("AFTERCARE_FACILITY_TIMEZONE", parse_timezone),
+        hl7_map=env.get("AFTERCARE_HL7_MAP", _file),
+        fhir_token=env.get("AFTERCARE_FHIR_TOKEN", _non_empty),
+        fhir_client_id=env.get("AFTERCARE_FHIR_CLIENT_ID", _non_empty),
+        fhir_private_key=env.get("AFTERCARE_FHIR_PRIVATE_KEY", _pem_private_key),
+        fhir_key_id=env.get("AFTERCARE_FHIR_KEY_ID", _non_empty),
+        fhir_token_url=env.get("AFTERCARE_FHIR_TOKEN_URL", _http_url),
         session_idle=env.get("AFTERCARE_SESSION_IDLE", _span) or defaults.session_idle,
         session_lifetime=env.get("AFTERCARE_SESSION_LIFETIME", _span) or defaults.session_lifetime,
         admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
@@ -251,6 +267,19 @@ def _directory(raw: str) -> Path:
     if not path.is_dir():
         raise ValueError(f"{raw!r} is not a folder")
     return path
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{raw!r} is not a file")
+    return path
+
+
+def _pem_private_key(raw: str) -> str:
+    if "-----BEGIN" not in raw or "PRIVATE KEY-----" not in raw:
+        raise ValueError("is not a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    return raw
 
 
 def _log_format(raw: str) -> str:

@@ -27,6 +27,7 @@ from aftercare.statuses import (
     ChannelName,
     EnrollmentStatus,
     EventKind,
+    IntakeOutcome,
     MessageStatus,
     ReplyKind,
 )
@@ -241,6 +242,101 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_tick_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Hl7Message(Base):
+    """Each HL7 v2 message received with a control id, and the ACK it got (sent again as is to a
+    resend). The audit log has the event; this is the idempotency record."""
+
+    __tablename__ = "hl7_message"
+    __table_args__ = (
+        UniqueConstraint("sender", "control_id"),
+        Index("ix_hl7_message_visit", "visit"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(64))  # MSH-3^MSH-4
+    control_id: Mapped[str] = mapped_column(String(200))  # MSH-10
+    event: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the message: a reuse shows
+    outcome: Mapped[IntakeOutcome] = mapped_column(_enum(IntakeOutcome, 20), index=True)
+    ack_code: Mapped[str] = mapped_column(String(2))
+    ack: Mapped[str] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)  # a field and a reason, never a value
+    visit: Mapped[str | None] = mapped_column(String(64))  # PV1-19: what A13/A11 cancel by
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FhirEncounter(Base):
+    """Each finished Encounter read from a FHIR server, once; links enrollments to the server's
+    Patient for write-back."""
+
+    __tablename__ = "fhir_encounter"
+    __table_args__ = (UniqueConstraint("base", "encounter_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(String(200))
+    encounter_id: Mapped[str] = mapped_column(String(64))
+    patient_ref: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[IntakeOutcome] = mapped_column(_enum(IntakeOutcome, 20))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
+    problem: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FhirCursor(Base):
+    """Per FHIR server: the latest Encounter end seen, where the next sync starts."""
+
+    __tablename__ = "fhir_cursor"
+
+    base: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FhirWriteback(Base):
+    """A Communication or Observation written to a FHIR server for a message, reply or score."""
+
+    __tablename__ = "fhir_writeback"
+    __table_args__ = (UniqueConstraint("base", "kind", "local_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # message, reply, pain
+    local_id: Mapped[int] = mapped_column(Integer)
+    server_id: Mapped[str] = mapped_column(String(64))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    """A key for the REST API. Only its SHA-256 digest is kept; the key is shown once."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiIdempotency(Base):
+    """The answer to a request sent with an ``Idempotency-Key``, replayed for a repeat."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_key.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_digest: Mapped[str] = mapped_column(String(64))  # method, path and body
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Staff(Base):

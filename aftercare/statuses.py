@@ -71,6 +71,16 @@ class EventKind(StrEnum):
     REPLY_HANDLED = "reply_handled"
     STAFF_NOTIFIED = "staff_notified"
     STAFF_EMAIL_FAILED = "staff_email_failed"
+    # Hospital systems (HL7 v2, FHIR) and the REST API
+    HL7_RECEIVED = "hl7_received"
+    HL7_RESENT = "hl7_resent"
+    HL7_CONFLICT = "hl7_conflict"
+    HL7_REJECTED = "hl7_rejected"
+    FHIR_RECEIVED = "fhir_received"
+    API_REQUEST = "api_request"
+    APIKEY_CREATED = "apikey_created"
+    APIKEY_REVOKED = "apikey_revoked"
+    PATIENTS_MERGED = "patients_merged"
     # Staff accounts and the console (aftercare.accounts)
     STAFF_ADDED = "staff_added"
     STAFF_DISABLED = "staff_disabled"
@@ -97,6 +107,23 @@ class Answer(StrEnum):
     STARTED = "started"
     HELP = "help"
     NOT_MONITORED = "not_monitored"
+
+
+class IntakeOutcome(StrEnum):
+    """What a message from a hospital system (HL7 v2, FHIR, the API) came to."""
+
+    ENROLLED = "enrolled"
+    ALREADY_ENROLLED = "already_enrolled"  # the same patient, procedure and discharge time
+    IGNORED = "ignored"  # a procedure the clinic does not follow, a visit it never enrolled
+    CANCELLED = "cancelled"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    MERGED = "merged"
+    ERROR = "error"  # a field is wrong: answered AE, nothing written
+    REJECTED = "rejected"  # not a message that can be processed: answered AR
+    RESENT = "resent"  # a control id (or Encounter) seen before: the stored answer again
+    CONFLICT = "conflict"  # a control id reused for a different message
+    UNAVAILABLE = "unavailable"  # the database could not be reached: the sender resends
 
 
 class ChannelName(StrEnum):

@@ -30,7 +30,13 @@ from aftercare.config import Settings
 from aftercare.models import Base
 
 # Fixtures of the fake servers live beside them.
-pytest_plugins = ["tests.fakes.twilio", "tests.fakes.smtp", "tests.web_server", "tests.console"]
+pytest_plugins = [
+    "tests.fakes.twilio",
+    "tests.fakes.smtp",
+    "tests.fakes.fhir",
+    "tests.web_server",
+    "tests.console",
+]
 
 POSTGRES_URL = os.environ.get(
     "AFTERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

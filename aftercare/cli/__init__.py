@@ -7,11 +7,14 @@ module of this package holds one command or one group of commands.
 from __future__ import annotations
 
 from aftercare.cli import (
+    apikey,
     audit,
     contact,
     db,
     demo,
     doctor,
+    fhir,
+    hl7,
     inbox,
     patients,
     purge,
@@ -27,10 +30,13 @@ from aftercare.errors import AftercareError
 __all__ = ["cli", "main"]
 
 for command in (
+    apikey.apikey_group,
     audit.audit,
     db.db_group,
     demo.demo,
     doctor.doctor,
+    fhir.fhir_group,
+    hl7.hl7_group,
     inbox.inbox_group,
     patients.enroll,
     patients.import_command,

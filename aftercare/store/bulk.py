@@ -12,9 +12,10 @@ SQL and the same processors, only called less often.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.orm import DeclarativeBase
 
 from aftercare.models import Message
@@ -40,13 +41,7 @@ class BulkInsert:
         self._connection = connection
         self._table = table = table_of(model)
         self._columns = tuple(columns)
-        # for_executemany: PostgreSQL would otherwise add RETURNING id, as for a single row.
-        compiled = insert(table).compile(
-            dialect=connection.dialect, column_keys=list(columns), for_executemany=True
-        )
-        if tuple(compiled.binds) != self._columns:
-            raise ValueError(f"{table.name}: the columns must be {list(compiled.binds)}")
-        self._sql = compiled.string
+        self._sql = _compiled(connection.dialect, table, self._columns)
         self._named = not connection.dialect.positional
 
     def converter(self, column: str, remember: bool = True) -> Converter:
@@ -69,6 +64,19 @@ class BulkInsert:
             self._connection.exec_driver_sql(self._sql, named)
         else:
             self._connection.exec_driver_sql(self._sql, list(rows))
+
+
+@lru_cache(maxsize=64)
+def _compiled(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    """The INSERT's SQL, compiled once per dialect, table and columns: compiling cost as much as
+    the insert itself for the one-row batches of an HL7 message or a single enroll."""
+    # for_executemany: PostgreSQL would otherwise add RETURNING id, as for a single row.
+    compiled = insert(table).compile(
+        dialect=dialect, column_keys=list(columns), for_executemany=True
+    )
+    if tuple(compiled.binds) != columns:
+        raise ValueError(f"{table.name}: the columns must be {list(compiled.binds)}")
+    return compiled.string
 
 
 class _Remembered(dict[Any, Any]):

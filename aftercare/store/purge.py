@@ -7,7 +7,8 @@ and cron may run it while daemons send: each batch of patients is one short tran
 PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``), left for the next run.
 
 What goes: name, phone, email and external id; reply bodies and numbers; the free-text reasons on
-events and enrollments (staff may quote the patient there). What stays: everything the counts
+events and enrollments (staff may quote the patient there); the hospital's visit numbers (HL7
+PV1-19) and FHIR Patient ids kept for intake. What stays: everything the counts
 and reports are made of (statuses, steps, channels, attempts, times, error codes, event kinds).
 
 Opt-out records (``suppression``) stay on purpose: a number or address that said STOP must never
@@ -28,7 +29,15 @@ from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, not_, or
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.db import transaction
-from aftercare.models import Enrollment, Event, Message, Patient, Reply
+from aftercare.models import (
+    Enrollment,
+    Event,
+    FhirEncounter,
+    Hl7Message,
+    Message,
+    Patient,
+    Reply,
+)
 from aftercare.statuses import EnrollmentStatus, EventKind, MessageStatus
 from aftercare.store.events import record
 
@@ -134,6 +143,11 @@ def _purge_batch(session: Session, patient_ids: Sequence[int], plan: Plan) -> Co
         session,
         update(Enrollment).where(Enrollment.id.in_(enrollment_ids)).values(status_reason=None),
     )
+    # A hospital's visit number or FHIR Patient id points at the patient as an MRN does.
+    of_these = Hl7Message.enrollment_id.in_(enrollment_ids)
+    _update(session, update(Hl7Message).where(of_these).values(visit=None))
+    linked = FhirEncounter.enrollment_id.in_(enrollment_ids)
+    _update(session, update(FhirEncounter).where(linked).values(patient_ref=None))
     _update(
         session,
         update(Patient)

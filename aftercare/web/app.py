@@ -13,6 +13,7 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from aftercare.api import routes as api
 from aftercare.app import App
 from aftercare.web import ops, twilio, unsubscribe
 from aftercare.web.http import MAX_BODY, plain
@@ -31,7 +32,8 @@ def create_app(app: App) -> Flask:
     web.url_map.strict_slashes = False
     web.extensions["aftercare"] = app
     web.extensions["aftercare.signatures"] = twilio.Signatures(app.settings)
-    for blueprint in (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, console_bp):
+    blueprints = (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, console_bp, api.blueprint)
+    for blueprint in blueprints:
         web.register_blueprint(blueprint)
     web.register_error_handler(HTTPException, _http_error)
     web.register_error_handler(Exception, _unhandled)
@@ -39,6 +41,8 @@ def create_app(app: App) -> Flask:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    if request.path.startswith(api.blueprint.url_prefix or "/api/"):
+        return api.http_error(exc)  # routing's 404/405 never reach a blueprint's own handlers
     return plain(exc.code or 500, exc.name)
 
 
