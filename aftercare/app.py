@@ -16,11 +16,18 @@ from aftercare.schedules.load import Catalog
 
 class App:
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, actor: str = "staff"
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        actor: str = "staff",
+        create_database: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.actor = actor
+        # False: a SQLite file that does not exist is an error, not a new empty database (the
+        # CLI's commands that only read: a mistyped path must not look like "no patients").
+        self.create_database = create_database
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -37,6 +44,8 @@ class App:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         """Sessions on a migrated database (SQLite is migrated here on first use)."""
+        if not self.create_database:
+            db.require_existing(self.engine)
         db.ensure_migrated(self.engine)
         return db.session_factory(self.engine)
 

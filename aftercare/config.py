@@ -54,10 +54,14 @@ class Settings:
     email_from: str | None = None
     staff_email: str | None = None
     sms_rate: float | None = None
+    # Texts in flight at once. At Twilio's 100-300 ms a request, 64 reach 200-400 a second, and
+    # stay under the 100 concurrent requests an account may have before Twilio answers 429.
+    sms_concurrency: int = 64
     # Per number, across enrollments (TCPA health-care exemption); 0 switches a cap off.
     sms_daily_cap: int = 1
     sms_weekly_cap: int = 3
     log_format: str = "text"
+    log_level: str = "info"
     public_url: str | None = None
     secret_key: str | None = None
     # Intake from hospital systems: the zone of times sent without an offset (and of the
@@ -69,6 +73,13 @@ class Settings:
     fhir_private_key: str | None = None
     fhir_key_id: str | None = None
     fhir_token_url: str | None = None
+    # Urgent alerts nobody acknowledged go to on-call after this, and again every period.
+    escalate_after: timedelta = timedelta(minutes=30)
+    oncall_phone: str | None = None
+    oncall_email: str | None = None
+    # Settings that were malformed and left at their defaults: only when loaded for
+    # `aftercare doctor`, which reports them among its other checks instead of stopping.
+    problems: tuple[str, ...] = ()
     # The staff console: sign-ins end after this long without a request, and after the lifetime
     # whatever happens; the first admin is made from these on a database with no staff.
     session_idle: timedelta = timedelta(minutes=15)
@@ -81,11 +92,12 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from ``environ`` (default: the process environment)."""
-    env = _Env(os.environ if environ is None else environ)
+def load_settings(environ: Mapping[str, str] | None = None, lenient: bool = False) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment). A bad value
+    raises SettingsError; with ``lenient`` it is listed in ``problems`` and left at its default."""
+    env = _Env(os.environ if environ is None else environ, lenient)
     defaults = Settings()
-    return Settings(
+    settings = Settings(
         database_url=env.get("AFTERCARE_DATABASE_URL", _database_url) or defaults.database_url,
         schedules_dir=env.get("AFTERCARE_SCHEDULES_DIR", _directory),
         clinic_name=env.get("AFTERCARE_CLINIC_NAME", _non_empty) or defaults.clinic_name,
@@ -104,9 +116,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         email_from=env.get("AFTERCARE_EMAIL_FROM", _email),
         staff_email=env.get("AFTERCARE_STAFF_EMAIL", _email),
         sms_rate=env.get("AFTERCARE_SMS_RATE", _positive_float),
+        sms_concurrency=env.get("AFTERCARE_SMS_CONCURRENCY", _concurrency)
+        or defaults.sms_concurrency,
         sms_daily_cap=env.get("AFTERCARE_SMS_DAILY_CAP", _count, defaults.sms_daily_cap),
         sms_weekly_cap=env.get("AFTERCARE_SMS_WEEKLY_CAP", _count, defaults.sms_weekly_cap),
         log_format=env.get("AFTERCARE_LOG_FORMAT", _log_format) or defaults.log_format,
+        log_level=env.get("AFTERCARE_LOG_LEVEL", _log_level) or defaults.log_level,
         public_url=env.get("AFTERCARE_PUBLIC_URL", _http_url),
         secret_key=env.get("AFTERCARE_SECRET_KEY", _secret),
         facility_timezone=env.get("AFTERCARE_FACILITY_TIMEZONE", parse_timezone),
@@ -116,27 +131,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fhir_private_key=env.get("AFTERCARE_FHIR_PRIVATE_KEY", _pem_private_key),
         fhir_key_id=env.get("AFTERCARE_FHIR_KEY_ID", _non_empty),
         fhir_token_url=env.get("AFTERCARE_FHIR_TOKEN_URL", _http_url),
+        escalate_after=env.get("AFTERCARE_ESCALATE_AFTER", _duration) or defaults.escalate_after,
+        oncall_phone=env.get("AFTERCARE_ONCALL_PHONE", _e164),
+        oncall_email=env.get("AFTERCARE_ONCALL_EMAIL", _email),
         session_idle=env.get("AFTERCARE_SESSION_IDLE", _span) or defaults.session_idle,
         session_lifetime=env.get("AFTERCARE_SESSION_LIFETIME", _span) or defaults.session_lifetime,
         admin_email=env.get("AFTERCARE_ADMIN_EMAIL", _email),
         admin_password=env.get("AFTERCARE_ADMIN_PASSWORD", _non_empty),
     )
+    return replace(settings, problems=tuple(env.problems))
 
 
 class _Env:
     """Looks a setting up (directly or through ``NAME_FILE``) and parses it."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], lenient: bool = False) -> None:
         self._environ = environ
+        self._lenient = lenient
+        self.problems: list[str] = []
 
     def get(self, name: str, parse: Any, default: Any = None) -> Any:
-        raw = self._raw(name)
-        if raw is None:
-            return default
         try:
-            return parse(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}: {exc}") from None
+            raw = self._raw(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+        except SettingsError as exc:
+            if not self._lenient:
+                raise
+            self.problems.append(str(exc))
+            return default
 
     def _raw(self, name: str) -> str | None:
         if self._environ.get(name, "").strip():
@@ -204,6 +231,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _concurrency(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > MAX_CONCURRENCY:
+        raise ValueError(f"must be at most {MAX_CONCURRENCY}, got {value}")
+    return value
+
+
+MAX_CONCURRENCY = 1000  # a thread each; far beyond what one account may have in flight
+
+
 def _positive_float(raw: str) -> float:
     try:
         value = float(raw)
@@ -229,6 +266,12 @@ def _e164(raw: str) -> str:
     from aftercare.validation import parse_phone
 
     return parse_phone(raw)
+
+
+def _duration(raw: str) -> timedelta:
+    from aftercare.schedules.timeexpr import parse_duration
+
+    return parse_duration(raw)
 
 
 def _email(raw: str) -> str:
@@ -286,6 +329,14 @@ def _log_format(raw: str) -> str:
     if raw not in {"text", "json"}:
         raise ValueError(f"expected 'text' or 'json', got {raw!r}")
     return raw
+
+
+def _log_level(raw: str) -> str:
+    from aftercare.logs import LEVELS
+
+    if raw.lower() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {raw!r}")
+    return raw.lower()
 
 
 def _span(raw: str) -> timedelta:

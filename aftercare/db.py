@@ -53,8 +53,6 @@ def make_engine(raw_url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -131,7 +129,34 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The absolute path of a SQLite database file (a relative URL is relative to the current
+    folder), or None for PostgreSQL and in-memory SQLite."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def where(engine: Engine) -> str:
+    """The database as a person should see it in a message: the file, or the URL sans password."""
+    path = sqlite_file(engine)
+    return str(path) if path else engine.url.render_as_string(hide_password=True)
+
+
+def require_existing(engine: Engine) -> None:
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        raise AftercareError(
+            f"database: {path} does not exist; create it with 'aftercare db upgrade' "
+            "(or set AFTERCARE_DATABASE_URL to the database you meant)"
+        )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    path = sqlite_file(engine)
+    if path is not None:  # creating the file: its folder too
+        path.parent.mkdir(parents=True, exist_ok=True)
     _check_known(current_revision(engine))
     command.upgrade(alembic_config(engine), revision)
 
@@ -145,7 +170,9 @@ def ensure_migrated(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except OperationalError as exc:
-        raise AftercareError(f"database: cannot connect ({_short(exc)})") from None
+        raise AftercareError(
+            f"database: cannot connect to {where(engine)} ({_short(exc)})"
+        ) from None
     if current == head_revision():
         return
     _check_known(current)

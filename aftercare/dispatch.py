@@ -3,17 +3,21 @@
 The unit of work is :meth:`Dispatcher.dispatch_due`; the daemon and the demo only call it. Rows are
 ``sending`` (committed) before any provider call, so a crash leaves evidence, never a silent gap:
 :meth:`Dispatcher.reconcile` later asks the provider whether such a message went out.
+
+Claiming, sending and recording are pipelined (aftercare.inflight): at a provider's real latency
+what limits throughput is how many sends are in flight, so the senders are kept busy while the
+next batch is claimed and the last ones are recorded.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +29,7 @@ from aftercare.channels.base import Attachment, Channel, ChannelError, Outgoing,
 from aftercare.clock import Clock
 from aftercare.config import Settings
 from aftercare.db import transaction
+from aftercare.inflight import Pipeline, Shape
 from aftercare.planner import zone
 from aftercare.render import Clinic, Recipient, render_message
 from aftercare.retry import RetryPolicy
@@ -42,7 +47,10 @@ log = logging.getLogger("aftercare.dispatch")
 @dataclass(frozen=True)
 class DispatchOptions:
     batch_size: int = 100
-    senders: int = 8  # concurrent provider calls; network latency, not CPU, is the limit
+    # Sends in flight at once (None: AFTERCARE_SMS_CONCURRENCY); network latency, not CPU, is
+    # the limit.
+    senders: int | None = None
+    record_every: int = 200  # outcomes recorded in one transaction, at most
     # A claim older than this whose owner has not finished is presumed dead (crash, kill -9).
     lease: timedelta = timedelta(minutes=5)
     # How long to keep trying to record a batch already sent when the database connection is
@@ -75,10 +83,18 @@ class Dispatcher:
         self.clinic = Clinic(settings.clinic_name, settings.clinic_phone)
         self.caps = SmsCaps(settings.sms_daily_cap, settings.sms_weekly_cap, settings.quiet_hours)
         self.stopping = threading.Event()
-        self._pool = ThreadPoolExecutor(self.options.senders, thread_name_prefix="send")
+        senders, batch = self.options.senders or settings.sms_concurrency, self.options.batch_size
+        if settings.sms_rate:
+            # Claimed texts wait in the pipeline for their turn at the rate: hold no more than
+            # a minute's worth, far inside the lease, after which another dispatcher would
+            # take them over while they still wait here.
+            most = max(1, math.ceil(settings.sms_rate * RATE_QUEUE.total_seconds()))
+            senders, batch = min(senders, most), min(batch, most)
+        shape = Shape(senders, batch, self.options.record_every)
+        self._pipeline: Pipeline[claims.Claim, Result] = Pipeline(shape)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pipeline.close()
         for channel in self.channels.values():
             channel.close()
 
@@ -96,22 +112,22 @@ class Dispatcher:
         # expire during the pass.
         with transaction(self.sessions) as session:
             tally["expired"] += claims.expire_overdue(session, self.clock.now(), self.worker)
-        while not self.stopping.is_set():
-            claimed = self._dispatch_batch(tally)
-            if claimed < self.options.batch_size:
-                break
-        return tally
 
-    def _dispatch_batch(self, tally: Counter[str]) -> int:
-        now = self.clock.now()
-        with transaction(self.sessions) as session:
-            batch, settled = claims.claim_due(
-                session, self.channels, now, self.worker, self.options.batch_size, self.caps
-            )
-        tally.update(settled)
-        if batch:
-            self._send_and_record(batch, tally)
-        return len(batch) + sum(settled.values())
+        def claim(limit: int) -> tuple[list[claims.Claim], bool]:
+            with transaction(self.sessions) as session:
+                batch, settled = claims.claim_due(
+                    session, self.channels, self.clock.now(), self.worker, limit, self.caps
+                )
+            tally.update(settled)
+            return batch, len(batch) + sum(settled.values()) >= limit
+
+        self._pipeline.run(
+            claim,
+            lambda c: self._send_one(c, look_first=False),
+            lambda results: tally.update(self._record(results)),
+            self.stopping,
+        )
+        return tally
 
     def reconcile(self, stale_before: datetime | None = None) -> Counter[str]:
         """Settle ``sending`` rows left by a dispatcher that died mid-send (or by a failed pass
@@ -127,20 +143,22 @@ class Dispatcher:
             now = self.clock.now()
             with transaction(self.sessions) as session:
                 batch = claims.claim_stale(
-                    session, self.channels, now, self.worker, stale_before, self.options.batch_size
+                    session,
+                    self.channels,
+                    now,
+                    self.worker,
+                    stale_before,
+                    self._pipeline.shape.batch_size,
                 )
             if not batch:
                 break
-            self._send_and_record(batch, tally, look_first=True)
+            # A batch at a time, never pipelined: the next claim_stale would take this
+            # dispatcher's own rows in flight again (it takes its own sending rows at once).
+            results = self._pipeline.map(lambda c: self._send_one(c, look_first=True), batch)
+            tally.update(self._record(results))
         return tally
 
     # --- sending ---------------------------------------------------------------------------
-
-    def _send_and_record(
-        self, batch: list[claims.Claim], tally: Counter[str], look_first: bool = False
-    ) -> None:
-        results = list(self._pool.map(lambda c: self._send_one(c, look_first), batch))
-        tally.update(self._record(results))
 
     def _record(self, results: list[Result]) -> Counter[str]:
         """Record a sent batch, retrying while the database connection is lost (a failover, a
@@ -289,6 +307,9 @@ class Dispatcher:
         return f"{base}/unsubscribe/{make_token(secret, claim.patient_id, 'email')}"
 
 
+# At most this long's worth of texts at AFTERCARE_SMS_RATE is claimed ahead (twice: in flight and
+# one batch queued).
+RATE_QUEUE = timedelta(seconds=30)
 # Waits between attempts to record a batch: doubling from the first, never longer than the max.
 RECORD_RETRY_FIRST = 0.1  # seconds
 RECORD_RETRY_MAX = 5.0

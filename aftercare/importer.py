@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +24,44 @@ from aftercare.enrollment import FIELDS, REQUIRED, EnrollmentRequest, parse_requ
 from aftercare.errors import AftercareError, InputError
 from aftercare.schedules.load import Catalog
 from aftercare.store.enrollments import Refused, enroll_many
+from aftercare.validation import (
+    check_discharge_time,
+    parse_channels,
+    parse_email,
+    parse_external_id,
+    parse_first_name,
+    parse_instant,
+    parse_phone,
+    parse_timezone,
+)
 
 BATCH_SIZE = 1000
 # A field longer than this is not a name or an address; the csv module's own limit is 128 KiB.
 MAX_FIELD = 4096
+# What spreadsheets and clinic systems call our columns (compared lower-case, with spaces,
+# hyphens and dots read as underscores); documented in the README.
+ALIASES = {
+    "first": "first_name",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "name": "first_name",
+    "phone_number": "phone",
+    "mobile": "phone",
+    "cell": "phone",
+    "e_mail": "email",
+    "email_address": "email",
+    "tz": "timezone",
+    "time_zone": "timezone",
+    "discharged": "discharged_at",
+    "discharge": "discharged_at",
+    "discharge_time": "discharged_at",
+    "discharged_on": "discharged_at",
+    "lang": "language",
+    "mrn": "external_id",
+    "patient_id": "external_id",
+}
+# Spreadsheets in locales whose decimal mark is a comma write ";" between fields; some write tabs.
+DELIMITERS = (",", ";", "\t")
 
 
 @dataclass
@@ -61,12 +97,13 @@ def import_csv(
         batch: list[tuple[int, EnrollmentRequest]] = []
         for line, row in _rows(path, progress):
             report.rows += 1
+            if isinstance(row, InputError):
+                report.bad.append((line, str(row)))
+                continue
             try:
-                if isinstance(row, InputError):
-                    raise row
                 batch.append((line, parse_request(row, catalog, now)))
             except InputError as exc:
-                report.bad.append((line, str(exc)))
+                report.bad.append((line, _every_problem(row, catalog, now) or str(exc)))
             if len(batch) >= BATCH_SIZE:
                 _write(session, batch, settings, now, actor, report, dry_run)
                 batch = []
@@ -111,7 +148,9 @@ def _rows(
         counted = _CountingReader(raw, progress)
         # utf-8-sig: spreadsheets often start the file with a byte-order mark.
         text = io.TextIOWrapper(io.BufferedReader(counted), encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        first = text.readline()
+        lines = itertools.chain([first], text) if first else iter(())
+        reader = csv.reader(lines, delimiter=_delimiter(first))
         try:
             header = _header(next(reader, None))
             start = reader.line_num + 1  # a record may span lines: report where it starts
@@ -145,7 +184,7 @@ def _rows(
 def _header(record: list[str] | None) -> list[str]:
     if record is None:
         raise AftercareError("file: is empty (expected a header line: " + ",".join(FIELDS) + ")")
-    header = [name.strip().lower() for name in record]
+    header = [_column(name) for name in record]
     unknown = [name for name in header if name not in FIELDS]
     if unknown:
         raise AftercareError(
@@ -155,6 +194,54 @@ def _header(record: list[str] | None) -> list[str]:
     if missing:
         raise AftercareError(f"file: line 1: missing column {missing[0]!r}")
     return header
+
+
+def _column(name: str) -> str:
+    key = re.sub(r"[\s.\-]+", "_", name.strip().lower()).strip("_")
+    return ALIASES.get(key, key)
+
+
+def _delimiter(header_line: str) -> str:
+    """The delimiter that splits the header into the most known columns (a comma on a tie)."""
+
+    def known(delimiter: str) -> int:
+        return sum(_column(name) in FIELDS for name in header_line.split(delimiter))
+
+    return max(DELIMITERS, key=known)
+
+
+# Each field on its own, for reporting: parse_request stops at the first bad one.
+_CHECKS: dict[str, Callable[[str], object]] = {
+    "first_name": parse_first_name,
+    "phone": parse_phone,
+    "email": parse_email,
+    "timezone": parse_timezone,
+    "discharged_at": parse_instant,
+    "channels": parse_channels,
+    "external_id": parse_external_id,
+}
+
+
+def _every_problem(row: dict[str, str | None], catalog: Catalog, now: datetime) -> str | None:
+    """Every bad field of a row, "field: problem; field: problem", or None if each field is
+    fine on its own (the problem is between fields, as parse_request says)."""
+    problems = []
+    for name in FIELDS:
+        value = (row.get(name) or "").strip()
+        try:
+            if not value:
+                if name in REQUIRED:
+                    raise ValueError("is required")
+                continue
+            if name == "procedure":
+                catalog.get(value)
+            elif name == "discharged_at":
+                check_discharge_time(parse_instant(value), now)
+            elif name in _CHECKS:
+                _CHECKS[name](value)
+        except (ValueError, KeyError) as exc:
+            problems.append(f"{name}: {exc.args[0] if exc.args else 'is not valid'}")
+    return "; ".join(problems) or None
 
 
 def _row(header: list[str], record: list[str], line: int) -> dict[str, str | None] | InputError:

@@ -36,14 +36,23 @@ ANSWERS: dict[Answer, dict[str, str]] = {
         "es": "No recibirá más mensajes de {clinic}. Responda START para volver a recibirlos.",
     },
     Answer.STARTED: {
-        "en": "{clinic}: you will get your aftercare texts again. Reply STOP to end.",
-        "es": "{clinic}: volverá a recibir sus mensajes de cuidados. Responda STOP para salir.",
+        # What START does and does not do: texts missed while opted out are not re-sent.
+        "en": "{clinic}: your next aftercare texts will come as planned; the ones missed while "
+        "you were opted out will not be re-sent. Reply STOP to end.",
+        "es": "{clinic}: sus próximos mensajes llegarán como previsto; los que perdió "
+        "mientras estaba dado de baja no se reenviarán. Responda STOP para salir.",
     },
     Answer.HELP: {
         "en": "{clinic} aftercare reminders. Questions: call {phone}. "
         "In an emergency call 911. Reply STOP to end.",
         "es": "Recordatorios de cuidados de {clinic}. Dudas: llame al {phone}. "
         "En una emergencia llame al 911. Responda STOP para salir.",
+    },
+    Answer.REASK: {
+        "en": "{clinic}: please answer with one number from 0 (none) to 10 (worst) "
+        "for your back pain today. Reply STOP to end.",
+        "es": "{clinic}: responda con un número de 0 (nada) a 10 (el peor) "
+        "para su dolor de espalda hoy. Responda STOP para salir.",
     },
     Answer.NOT_MONITORED: {
         "en": "{clinic}: this number is not monitored for urgent needs. "
@@ -62,7 +71,8 @@ def receive(app: App, form: Mapping[str, str]) -> str | None:
         return None
     try:
         with transaction(app.sessions) as session:
-            outcome = replies.store(session, inbound, app.clock.now())
+            now, expecting = app.clock.now(), _expecting(app)
+            outcome = replies.store(session, inbound, now, app.settings.escalate_after, expecting)
     except IntegrityError:  # a concurrent delivery of the same MessageSid committed first
         outcome = None
     if outcome is None:
@@ -89,6 +99,16 @@ def answer_text(outcome: ReplyOutcome, settings: Settings) -> str | None:
         return None
     template = ANSWERS[outcome.answer][outcome.language]
     return template.format(clinic=settings.clinic_name, phone=settings.clinic_phone)
+
+
+def _expecting(app: App) -> set[tuple[str, str]]:
+    """The (procedure, step) pairs whose texts ask for a pain score."""
+    return {
+        (name, step.id)
+        for name in app.catalog.names()
+        for step in app.catalog.get(name).steps
+        if step.expects == "pain-score"
+    }
 
 
 def _inbound(form: Mapping[str, str]) -> Inbound | None:

@@ -1,22 +1,31 @@
 """Prometheus text: what the database says of every message, shared by ``aftercare serve`` and
-the daemon's own endpoint (``aftercare run --metrics-port``)."""
+the daemon's own endpoint (``aftercare run --metrics-port``).
+
+Written by prometheus-client's own exposition: values keep every digit (a Unix timestamp printed
+with six significant digits was off by up to 5,000 s, and large counts were rounded), and labels
+are escaped as the format says.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.store import reports, workers
 
-CONTENT_TYPE = "text/plain; version=0.0.4"  # the Prometheus text exposition format
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the Prometheus text exposition format
 Sample = tuple[dict[str, str], float]
 
 
 def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
     """Prometheus text format, read from the database at scrape time (so every web server and
     daemon sharing a database reports the same numbers)."""
-    lines: list[str] = []
+    families: list[Metric] = []
     with sessions() as session:
         by_status = reports.messages_by_status(session)
         due = reports.backlog(session, now)
@@ -24,14 +33,14 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
         last_tick = workers.last_tick(session)
         replies = reports.replies_by_kind(session)
     metric(
-        lines,
+        families,
         "aftercare_messages",
         "gauge",
         "Messages by status and channel.",
         [({"status": s, "channel": c}, n) for s, c, n in by_status],
     )
     metric(
-        lines,
+        families,
         "aftercare_backlog_messages",
         "gauge",
         "Pending messages already due.",
@@ -39,14 +48,14 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
     )
     lag = due.lag_seconds(now)
     metric(
-        lines,
+        families,
         "aftercare_dispatch_lag_seconds",
         "gauge",
         "How long the oldest due message has been waiting.",
         [({}, lag)],
     )
     metric(
-        lines,
+        families,
         "aftercare_provider_errors",
         "gauge",
         "Messages whose last attempt failed, by code.",
@@ -54,36 +63,50 @@ def render_metrics(sessions: sessionmaker[Session], now: datetime) -> str:
     )
     tick = last_tick.timestamp() if last_tick else 0.0
     metric(
-        lines,
+        families,
         "aftercare_last_tick_timestamp_seconds",
         "gauge",
         "When a dispatcher last ticked (Unix time).",
         [({}, tick)],
     )
     metric(
-        lines,
+        families,
         "aftercare_replies",
         "gauge",
         "Patient replies by kind.",
         [({"kind": k, "urgent": str(bool(u)).lower()}, n) for k, u, n in replies],
     )
-    return "\n".join(lines) + "\n"
+    return exposition(families)
 
 
 def metric(
-    lines: list[str],
+    families: list[Metric],
     name: str,
     kind: str,
     help_text: str,
     samples: list[Sample],
 ) -> None:
-    lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    """Add one metric family (``kind`` is "gauge" or "counter") with its samples."""
+    label_names = sorted({key for labels, _ in samples for key in labels})
+    family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    family = family_type(name, help_text, labels=label_names)
     for labels, value in samples:
-        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-        lines.append(
-            f"{name}{{{label_text}}} {float(value):g}" if labels else f"{name} {float(value):g}"
-        )
+        family.add_metric([labels[key] for key in label_names], float(value))
+    families.append(family)
 
 
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def exposition(families: list[Metric]) -> str:
+    """The families in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode()
+
+
+class _Families(Collector):
+    """Families already read from the database, handed to the registry as they are."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aftercare.statuses import (
+    AlertKind,
+    AlertState,
     Answer,
     ChannelName,
     EnrollmentStatus,
@@ -337,6 +339,56 @@ class ApiIdempotency(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Alert(Base):
+    """One item of the staff's worklist, from open through acknowledged to resolved.
+
+    ``cause`` names what opened it ("reply:12", "message:34", "no-answer:56"); its unique key
+    makes opening idempotent, so a webhook delivered twice or two daemons open one alert.
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        # The daemon's question: which open urgent alerts are due for escalation?
+        Index("ix_alert_state_next_escalation_at", "state", "next_escalation_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cause: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[AlertKind] = mapped_column(_enum(AlertKind, 32))
+    urgent: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[AlertState] = mapped_column(_enum(AlertState, 16), default=AlertState.OPEN)
+    # Why, in a few words ("mentions fever", "pain 8, up from 4", "error 21211"): no reply text.
+    reason: Mapped[str | None] = mapped_column(String(200))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("reply.id"))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledge_note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolve_note: Mapped[str | None] = mapped_column(Text)
+    # Urgent alerts only: when on-call is next told, and how many times they have been.
+    next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertEscalation(Base):
+    """One step of an alert's escalation to on-call, claimed by the daemon that sends it: the
+    unique (alert, step) key makes each step happen once across any number of daemons."""
+
+    __tablename__ = "alert_escalation"
+    __table_args__ = (UniqueConstraint("alert_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    step: Mapped[int] = mapped_column(Integer)  # 1 for the first, then 2, 3, ...
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(64))
 
 
 class Staff(Base):

@@ -257,6 +257,16 @@ def pain_score(text: str) -> int | None:
     return value if 0 <= value <= 10 else None
 
 
+# An answer, not a question: a few words and no question mark ("12", "a lot", "muy mal").
+_ANSWER_WORDS = 4
+
+
+def looks_like_an_answer(body: str) -> bool:
+    """Whether a text that is no valid score still reads as an attempt at one (asked again)
+    rather than a question (for staff at once)."""
+    return "?" not in body and "¿" not in body and 0 < len(body.split()) <= _ANSWER_WORDS
+
+
 def pain_urgency(score: int, previous: int | None) -> str | None:
     """Why a pain score is urgent (high, or risen fast since the previous one), or None."""
     high = score >= PAIN_URGENT_AT

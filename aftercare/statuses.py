@@ -81,6 +81,12 @@ class EventKind(StrEnum):
     APIKEY_CREATED = "apikey_created"
     APIKEY_REVOKED = "apikey_revoked"
     PATIENTS_MERGED = "patients_merged"
+    # Alerts: the worklist's life of each item, and its escalation to on-call
+    ALERT_OPENED = "alert_opened"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    ALERT_RESOLVED = "alert_resolved"
+    ALERT_ESCALATED = "alert_escalated"
+    ALERT_ESCALATION_FAILED = "alert_escalation_failed"
     # Staff accounts and the console (aftercare.accounts)
     STAFF_ADDED = "staff_added"
     STAFF_DISABLED = "staff_disabled"
@@ -100,6 +106,27 @@ class EventKind(StrEnum):
     ROSTER_EXPORTED = "roster_exported"
 
 
+class AlertKind(StrEnum):
+    """Why something is on the staff's worklist."""
+
+    URGENT_REPLY = "urgent_reply"  # a reply naming a warning sign
+    REPLY = "reply"  # a question or an answer we could not read
+    DELIVERY_FAILURE = "delivery_failure"  # a message that cannot reach the patient
+    OPT_OUT = "opt_out"  # the patient stopped the texts: the clinic may want to call
+    NO_ANSWER = "no_answer"  # a check-in that expected an answer got none in time
+    PAIN_RISING = "pain_rising"  # a pain score of 7+ or a rise of 3
+
+
+# Kinds that someone must see soon: escalated to on-call when nobody acknowledges them.
+URGENT_ALERT_KINDS = (AlertKind.URGENT_REPLY, AlertKind.PAIN_RISING)
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"  # someone is on it
+    RESOLVED = "resolved"  # dealt with, with a note saying how
+
+
 class Answer(StrEnum):
     """The automatic answer a reply got, by name (its text is in aftercare.inbox)."""
 
@@ -107,6 +134,7 @@ class Answer(StrEnum):
     STARTED = "started"
     HELP = "help"
     NOT_MONITORED = "not_monitored"
+    REASK = "reask"  # an answer to a pain check-in that is no 0-10 score: the scale spelled out
 
 
 class IntakeOutcome(StrEnum):

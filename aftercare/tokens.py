@@ -30,6 +30,8 @@ def make_token(secret: str, patient_id: int, channel: str) -> str:
 
 def read_token(secret: str, token: str) -> Unsubscribe | None:
     """The token's contents, or None for anything not made by :func:`make_token` with ``secret``."""
+    if not token.isascii():  # hmac.compare_digest takes ASCII text only; ours are base64url
+        return None
     parts = token.split(".")
     if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in CHANNELS or len(token) > 200:
         return None

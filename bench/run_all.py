@@ -25,6 +25,7 @@ BENCHMARKS = (
     "bench_daemons",
     "bench_callbacks",
     "bench_peer",
+    "bench_latency",
     "bench_hl7",
     "bench_soak",
     "bench_console",

@@ -37,6 +37,7 @@ def test_it_reads_each_setting(tmp_path: Path) -> None:
             "AFTERCARE_SMTP_URL": "smtps://user:pass@mail.example:465",
             "AFTERCARE_EMAIL_FROM": "care@example.org",
             "AFTERCARE_SMS_RATE": "1",
+            "AFTERCARE_SMS_CONCURRENCY": "128",
             "AFTERCARE_LOG_FORMAT": "json",
             "AFTERCARE_PUBLIC_URL": "https://care.example.org",
             "AFTERCARE_SECRET_KEY": "s" * 32,
@@ -50,6 +51,11 @@ def test_it_reads_each_setting(tmp_path: Path) -> None:
     assert settings.twilio_from_number == "+12025550143"
     assert settings.twilio_api_url == "http://127.0.0.1:8080"
     assert settings.log_format == "json"
+    assert (settings.sms_rate, settings.sms_concurrency) == (1.0, 128)
+
+
+def test_64_texts_are_in_flight_by_default() -> None:
+    assert load_settings({}).sms_concurrency == 64
 
 
 @pytest.mark.parametrize("value", ["off", "OFF", "none"])
@@ -86,6 +92,9 @@ def test_quiet_hours_may_sit_inside_one_day() -> None:
         ("AFTERCARE_EMAIL_FROM", "care.example.org"),
         ("AFTERCARE_STAFF_EMAIL", "staff@"),
         ("AFTERCARE_SMS_RATE", "0"),
+        ("AFTERCARE_SMS_CONCURRENCY", "0"),
+        ("AFTERCARE_SMS_CONCURRENCY", "many"),
+        ("AFTERCARE_SMS_CONCURRENCY", "100000"),
         ("AFTERCARE_LOG_FORMAT", "xml"),
         ("AFTERCARE_PUBLIC_URL", "care.example.org"),
         ("AFTERCARE_SECRET_KEY", "short"),

@@ -85,7 +85,7 @@ class Point:
     # What the first kill must have left, to show it hit where it was meant to: rows still
     # ``sending`` (claims for reconciliation), and how many texts and emails had reached the
     # fakes, when that is certain.
-    left_sending: bool = True
+    left_sending: bool | None = True  # None: either, by timing
     texts_before: int | None = None
     emails_before: int | None = None
 
@@ -108,22 +108,23 @@ POINTS_OF_THE_MATRIX = {
     "after the seventh text was accepted, one sender": Point(
         TEXTS, Kill("sms-send:after", 7), senders=1, texts_before=7
     ),
-    # Recording.
-    "after the batch is back from Twilio, before recording": Point(
-        TEXTS, Kill("record:before"), texts_before=20
-    ),
+    # Recording. Outcomes are recorded as they come back, at the latest half a second after the
+    # first of them: on a busy machine the first recording may hold only part of the cohort, so
+    # how many are out at these kills is not fixed.
+    "after the batch is back from Twilio, before recording": Point(TEXTS, Kill("record:before")),
     "during the recording transaction, before its commit": Point(
-        TEXTS, Kill("record:before-commit"), texts_before=20
+        TEXTS, Kill("record:before-commit")
     ),
     "during the recording of SMS and email, before its commit": Point(
-        BOTH, Kill("record:before-commit"), texts_before=10, emails_before=10
+        BOTH, Kill("record:before-commit")
     ),
-    # Later batches.
-    "after the first batch was recorded, the second still due": Point(
-        TEXTS_IN_TWO_BATCHES, Kill("record:after-commit"), left_sending=False, texts_before=100
+    # Later batches. The second is claimed while the first is still being sent (the pipeline
+    # keeps the senders busy), so how many texts are out at these kills depends on timing.
+    "after the first recording committed, the second batch claimed": Point(
+        TEXTS_IN_TWO_BATCHES, Kill("record:after-commit"), left_sending=None
     ),
-    "after the second batch was claimed": Point(
-        TEXTS_IN_TWO_BATCHES, Kill("claim:after-commit", 2), texts_before=100
+    "after the second batch was claimed, the first still in flight": Point(
+        TEXTS_IN_TWO_BATCHES, Kill("claim:after-commit", 2)
     ),
     "while Twilio holds a create request of the second batch": Point(
         TEXTS_IN_TWO_BATCHES, Kill("twilio:create-received", 110)
@@ -344,7 +345,8 @@ def test_a_daemon_killed_at_this_point_delivers_every_message_once_after_a_resta
     # The daemon (not --once: the kill must come from its point, never from running out of work).
     runs.killed(runs.start(point.kill, "--poll", "60"))
     left = due_rows(runs.database)
-    assert any(r.status == MessageStatus.SENDING for r in left) == point.left_sending, left
+    if point.left_sending is not None:
+        assert any(r.status == MessageStatus.SENDING for r in left) == point.left_sending, left
     if point.texts_before is not None:
         assert len(runs.twilio.messages) == point.texts_before
     if point.emails_before is not None:
@@ -355,7 +357,7 @@ def test_a_daemon_killed_at_this_point_delivers_every_message_once_after_a_resta
         runs.killed(runs.start(point.again, "--poll", "60"))
     runs.finished(runs.start(None, "--once"))
 
-    assert_delivered_once(runs, point.cohort, point.left_sending)
+    assert_delivered_once(runs, point.cohort, point.left_sending is True)
 
 
 def assert_delivered_once(runs: Runs, cohort: Cohort, left_sending: bool) -> None:

@@ -97,11 +97,11 @@ def test_the_daemon_serves_its_own_metrics_and_health(live_app):
     assert health.status_code == 200
     assert scrape.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     lines = scrape.text.splitlines()
-    assert "aftercare_daemon_ticks_total 1" in lines
-    assert 'aftercare_daemon_messages_total{outcome="sent"} 1' in lines
+    assert "aftercare_daemon_ticks_total 1.0" in lines
+    assert 'aftercare_daemon_messages_total{outcome="sent"} 1.0' in lines
     # The database-wide figures too, as aftercare serve reports them.
-    assert "aftercare_database_up 1" in lines
-    assert 'aftercare_messages{channel="sms",status="sent"} 1' in lines
+    assert "aftercare_database_up 1.0" in lines
+    assert 'aftercare_messages{channel="sms",status="sent"} 1.0' in lines
 
 
 def test_a_metrics_port_in_use_is_refused_with_one_line(run):

@@ -41,8 +41,10 @@ def ready(fake_twilio, relay):
             database_url=database_url,
             smtp_url=relay.url,
             email_from="care@clinic.example.org",
+            staff_email="nurses@clinic.example.org",
             public_url="https://care.clinic.example.org",
             secret_key=SECRET_KEY,
+            oncall_phone="+13125550100",
         )
         return fake_twilio.settings(base, **overrides)
 
@@ -68,13 +70,14 @@ def test_a_ready_deployment_passes_every_check(db_url, ready, fake_twilio, relay
     assert result.exit_code == 0, result.output
     checks = lines(result)
     assert list(checks) == [
-        "settings", "database", "timelines", "twilio", "smtp", "public_url", "secret_key"
+        "settings", "database", "timelines", "twilio", "smtp", "public_url", "secret_key",
+        "urgent",
     ]  # fmt: skip
     assert {status for status, _ in checks.values()} == {"ok"}, result.output
     assert "schema at head" in checks["database"][1]
     assert "credentials accepted" in checks["twilio"][1]
     assert "STARTTLS, login accepted" in checks["smtp"][1]
-    assert result.output.splitlines()[-1] == "7 ok, 0 warning(s), 0 failed"
+    assert result.output.splitlines()[-1] == "8 ok, 0 warning(s), 0 failed"
     assert fake_twilio.requests["account"] == 1
     assert fake_twilio.messages == [] and relay.messages == []  # looked, sent nothing
 
@@ -91,7 +94,7 @@ def test_a_wrong_twilio_token_fails(sqlite_url, ready):
     assert result.exit_code == 1
     status, detail = lines(result)["twilio"]
     assert status == "FAIL" and detail.startswith("credentials refused")
-    assert result.output.splitlines()[-1] == "6 ok, 0 warning(s), 1 failed"
+    assert result.output.splitlines()[-1] == "7 ok, 0 warning(s), 1 failed"
 
 
 def test_an_account_twilio_does_not_know_fails(sqlite_url, ready):
@@ -155,8 +158,8 @@ def test_an_unreachable_database_fails(ready):
 
 def test_channels_not_configured_at_all_only_warn(sqlite_url):
     result = doctor(Settings(database_url=sqlite_url))
-    assert result.exit_code == 0, result.output
     checks = lines(result)
+    assert [name for name, (status, _) in checks.items() if status == "FAIL"] == ["urgent"]
     assert checks["twilio"] == ("warn", "not configured: sms messages wait as pending")
     assert checks["smtp"] == ("warn", "not configured: email messages wait as pending")
     assert checks["public_url"][0] == "warn"
@@ -214,7 +217,6 @@ def test_settings_lists_what_is_set_by_name_only(sqlite_url, ready):
 
 def test_a_staff_email_without_an_email_channel_warns(sqlite_url):
     result = doctor(Settings(database_url=sqlite_url, staff_email="nurse@clinic.example.org"))
-    assert result.exit_code == 0
     status, detail = lines(result)["settings"]
     assert status == "warn" and detail.startswith("AFTERCARE_STAFF_EMAIL needs the email channel")
 
@@ -224,5 +226,23 @@ def test_json_lists_every_check(sqlite_url, ready, relay):
     result = doctor(ready(sqlite_url), "--json")
     assert result.exit_code == 1
     checks = json.loads(result.output)
-    assert [set(c) for c in checks] == [{"check", "status", "detail"}] * 7
+    assert [set(c) for c in checks] == [{"check", "status", "detail"}] * 8
     assert {c["check"]: c["status"] for c in checks}["smtp"] == "FAIL"
+
+
+def test_urgent_replies_that_can_reach_nobody_fail(sqlite_url, ready):
+    result = doctor(ready(sqlite_url, oncall_phone=None, twilio_auth_token=None, staff_email=None))
+    assert result.exit_code == 1
+    status, detail = lines(result)["urgent"]
+    assert status == "FAIL" and detail.startswith("urgent replies reach nobody")
+
+
+def test_a_staff_email_without_on_call_warns_that_nothing_is_escalated(sqlite_url, ready):
+    result = doctor(ready(sqlite_url, oncall_phone=None, staff_email="nurse@clinic.example.org"))
+    status, detail = lines(result)["urgent"]
+    assert status == "warn" and "never escalated" in detail
+
+
+def test_an_on_call_phone_with_the_sms_channel_is_a_route(sqlite_url, ready):
+    status, detail = lines(doctor(ready(sqlite_url, staff_email=None)))["urgent"]
+    assert (status, detail) == ("ok", "reach AFTERCARE_ONCALL_PHONE; escalated after 30m")

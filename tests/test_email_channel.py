@@ -15,7 +15,7 @@ import pytest
 
 from aftercare import ics
 from aftercare.channels.base import Attachment, ChannelError, Outgoing
-from aftercare.channels.email import EmailChannel
+from aftercare.channels.email import CONNECTIONS, EmailChannel
 from aftercare.channels.email_message import html_page
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
@@ -403,6 +403,18 @@ def test_fifty_sends_from_four_threads_all_arrive(
     assert len(smtp_server.messages) == 50
     assert arrived == {r.provider_id for r in receipts}
     assert len(arrived) == 50
+
+
+def test_sixty_four_threads_share_a_few_connections_and_each_email_arrives_once(
+    channel: EmailChannel, smtp_server: FakeSmtpServer
+) -> None:
+    with ThreadPoolExecutor(64) as pool:
+        receipts = list(pool.map(lambda n: channel.send(outgoing(message_id=n)), range(200)))
+
+    arrived = [r.message["Message-ID"] for r in smtp_server.messages]
+    assert sorted(arrived) == sorted(r.provider_id for r in receipts)
+    assert len(set(arrived)) == 200
+    assert len({r.client_port for r in smtp_server.messages}) <= CONNECTIONS
 
 
 # --- the URL and the HTML --------------------------------------------------------------------

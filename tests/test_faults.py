@@ -281,7 +281,7 @@ def test_rows_whose_claim_lost_its_answer_are_reconciled_by_their_claimer_at_onc
     assert proxy.lost_acks == 1
     assert_each_sent_once(fake_twilio, database, LOST_ACK_SCALE)
     assert database.events("reconciling") == 100, "the lost claim's batch, looked up first"
-    assert "dispatch tick failed, database unavailable" in log_of(tmp_path, 0)
+    assert "dispatch pass failed (database error OperationalError" in log_of(tmp_path, 0)
 
 
 # --- SIGTERM while the daemon plans its next wake-up -------------------------------------------

@@ -307,7 +307,9 @@ def test_oversized_receipt_fields_for_a_message_in_flight_are_not_a_500(
 ) -> None:
     with transaction(app.sessions) as session:  # claimed, sending, no SID recorded yet
         ana = session.scalar(
-            select(Message.id).where(Message.enrollment_id == 1, Message.status == "pending")
+            select(Message.id).where(
+                Message.enrollment_id == 1, Message.channel == "sms", Message.status == "pending"
+            )
         )
         session.execute(update(Message).where(Message.id == ana).values(status="sending"))
     for params in (

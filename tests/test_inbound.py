@@ -151,7 +151,10 @@ def test_after_stop_dispatch_suppresses_the_next_due_sms_and_still_sends_email(
 def test_start_lifts_the_opt_out_for_future_messages_only(web, clock, ana, dispatcher, channels):
     text(web, "STOP")
     _, answer = text(web, "Start")
-    assert answer == f"{CLINIC}: you will get your aftercare texts again. Reply STOP to end."
+    assert answer == (
+        f"{CLINIC}: your next aftercare texts will come as planned; the ones missed while you "
+        "were opted out will not be re-sent. Reply STOP to end."
+    )
     assert suppressed_numbers(web.app) == []
     assert statuses(web.app, ana)["bandage-off"] == "suppressed"  # stays unsent
     (opted_in,) = events(web.app, "opted_in")
@@ -169,7 +172,7 @@ def test_yes_opts_back_in_only_a_number_that_opted_out(web, ana):
     assert first == NOT_MONITORED  # an ordinary answer from someone who never opted out
     text(web, "STOP")
     _, answer = text(web, "yes")
-    assert "again" in answer
+    assert "will not be re-sent" in answer
     assert suppressed_numbers(web.app) == []
     assert [r.kind for r in replies(web.app)] == ["question", "stop", "start"]
 
@@ -392,7 +395,7 @@ def test_an_unknown_number_is_stored_and_can_still_stop_and_start(web):
     assert stop.startswith("You will get no more texts")
     assert suppressed_numbers(web.app) == [STRANGER]
     _, start = text(web, "UNSTOP", number=STRANGER)
-    assert "again" in start and suppressed_numbers(web.app) == []
+    assert "will not be re-sent" in start and suppressed_numbers(web.app) == []
 
 
 def test_a_number_that_opted_out_gets_no_automatic_answer(web, ana):

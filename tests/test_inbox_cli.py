@@ -199,7 +199,7 @@ def test_audit_selects_by_time_and_enrollment(run, ana, texts, clock, enroll_arg
     clock.advance(timedelta(days=2))
     texts("Can I shower?")
     recent = audit_json(run, "--since", "1d")
-    assert [r["kind"] for r in recent] == ["replied"]
+    assert [r["kind"] for r in recent] == ["replied", "alert_opened"]  # a question: on the worklist
     window = audit_json(
         run, "--since", "2026-11-23", "--until", iso(clock.now() - timedelta(days=1))
     )

@@ -63,8 +63,8 @@ def messages(app: App, enrollment_id: int) -> dict[tuple[str, int, str], Message
 def test_cancel_needs_a_reason(run: CliRun, enrolled: int) -> None:
     result = run("cancel", str(enrolled))
 
-    assert result.exit_code == 2
-    assert "--reason" in result.stderr
+    assert result.exit_code == 1
+    assert result.stderr == "error: --reason: is required (why, for the audit trail)\n"
 
 
 def test_cancel_refuses_a_blank_reason(run: CliRun, app: App, enrolled: int) -> None:

@@ -142,6 +142,11 @@ def test_the_builtin_welcome_is_two_hours_after_discharge_and_lifting_repeats_we
     assert lifting.repeat.until == OnDay(36, time(0, 0))
 
 
+def test_the_builtin_day_3_check_in_expects_a_pain_score_within_a_day() -> None:
+    step = Catalog.default().get("kyphoplasty").step_by_id["soreness-check"]
+    assert (step.expects, step.answer_within) == ("pain-score", timedelta(hours=24))
+
+
 def test_the_catalog_offers_the_builtin_procedures_but_not_the_base() -> None:
     assert Catalog.default().names() == ["kyphoplasty", "vertebroplasty"]
 
@@ -307,6 +312,32 @@ BAD_FILES = [
         ("repeat:", 1),
         "step walk: until is before the first occurrence",
         id="a repeat that ends before it starts",
+    ),
+    pytest.param(
+        _insert_after("    channels: [sms]\n", "    expects: mood\n"),
+        ("expects: mood", 1),
+        "expects must be one of ['pain-score'], got 'mood'",
+        id="an answer no step can expect",
+    ),
+    pytest.param(
+        _insert_after("    channels: [email]\n", "    expects: pain-score\n"),
+        ("expects: pain-score", 1),
+        "expects needs the sms channel",
+        id="an expected answer on a step without texts",
+    ),
+    pytest.param(
+        _insert_after("    channels: [sms]\n", "    answer_within: 24h\n"),
+        ("answer_within", 1),
+        "answer_within needs 'expects' on the step",
+        id="a grace period for no answer",
+    ),
+    pytest.param(
+        _insert_after(
+            "    channels: [sms]\n", "    expects: pain-score\n    answer_within: soon\n"
+        ),
+        ("answer_within", 1),
+        "answer_within: 'soon' is not a duration",
+        id="a grace period that is not a duration",
     ),
 ]
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from aftercare.channels.base import ChannelError, Outgoing
-from aftercare.channels.ratelimit import TokenBucket
-from aftercare.channels.sms import SmsChannel
+from aftercare.channels.ratelimit import RateLimit, Throttle
+from aftercare.channels.sms import THROTTLED_TRIES, SmsChannel
 from aftercare.channels.twilio_http import TwilioTransport, retry_after_seconds
 from aftercare.config import Settings
 from aftercare.errors import SettingsError
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import FakeTwilio, busiest_second
 
 PATIENT = "+12025550143"
 SERVICE_SID = "MG" + "0123abcd" * 4
@@ -188,15 +188,72 @@ def test_twilio_test_numbers_fail_for_good_with_their_code(
     assert error.retry_after is None
 
 
-def test_too_many_requests_is_transient_and_says_when_to_come_back(
-    channel: SmsChannel, fake_twilio: FakeTwilio, outgoing: Callable[..., Outgoing]
+def test_too_many_requests_is_tried_again_after_the_wait_twilio_asked_for(
+    make_channel: Callable[..., SmsChannel],
+    fake_twilio: FakeTwilio,
+    outgoing: Callable[..., Outgoing],
 ) -> None:
-    fake_twilio.fail_next(1, status=429, retry_after=2)
+    clock = FakeClock()
+    channel = make_channel(sleep=clock.sleep, clock=clock)
+    fake_twilio.fail_next(2, status=429, retry_after=2)
+
+    receipt = channel.send(outgoing())
+
+    [received] = fake_twilio.messages
+    assert receipt.provider_id == received.sid
+    assert clock.sleeps == [2.0, 2.0]
+    assert fake_twilio.requests["create"] == 3
+
+
+def test_too_many_requests_every_time_is_transient_and_says_when_to_come_back(
+    make_channel: Callable[..., SmsChannel],
+    fake_twilio: FakeTwilio,
+    outgoing: Callable[..., Outgoing],
+) -> None:
+    clock = FakeClock()
+    channel = make_channel(sleep=clock.sleep, clock=clock)
+    fake_twilio.fail_next(THROTTLED_TRIES + 1, status=429, retry_after=2)
 
     error = refusal(channel, outgoing())
 
     assert (error.permanent, error.code, error.retry_after) == (False, "20429", 2.0)
     assert fake_twilio.messages == []
+    assert fake_twilio.requests["list"] == 0  # a 429 was refused, not lost: nothing to look for
+
+
+def test_a_429_halves_the_requests_in_flight_and_each_text_still_arrives_once(
+    make_channel: Callable[..., SmsChannel],
+    fake_twilio: FakeTwilio,
+    outgoing: Callable[..., Outgoing],
+) -> None:
+    clock = FakeClock()
+    channel = make_channel(fake_twilio.settings(sms_concurrency=16), sleep=clock.sleep, clock=clock)
+    fake_twilio.fail_next(3, status=429)
+    messages = [outgoing(text=f"Reminder {n}") for n in range(40)]
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(channel.send, messages))
+
+    assert sorted(m.body for m in fake_twilio.messages) == sorted(m.text for m in messages)
+    assert fake_twilio.requests["create"] == 43
+    assert channel.throttle.limit < 16
+
+
+def test_the_throttle_cuts_once_for_a_burst_and_grows_back_by_one_a_window() -> None:
+    throttle = Throttle(16)
+    for _ in range(3):  # three 429s before any answer since the first: one burst
+        throttle.slow_down()
+    cut = throttle.limit
+    for _ in range(10):  # more than a window of answers at the new limit
+        with throttle:
+            pass
+        throttle.speed_up()
+    grown = throttle.limit
+    throttle.slow_down()  # a 429 after a whole window: a new burst
+
+    assert cut == 8
+    assert 9 < grown < 10  # about one more for a window of answers
+    assert throttle.limit == grown / 2
 
 
 def test_a_server_error_is_transient(
@@ -403,37 +460,52 @@ class FakeClock:
             self.now += seconds
 
 
-def test_the_bucket_lets_a_burst_through_then_spaces_by_the_rate() -> None:
+def requests_through(limit: RateLimit, count: int) -> list[float]:
+    """``count`` instant requests one after the other; the seconds each waited for its slot."""
+    waits = []
+    for _ in range(count):
+        with limit.slot() as waited:
+            waits.append(waited)
+    return waits
+
+
+def test_the_limit_lets_rate_requests_into_a_second_then_waits_for_the_window_to_slide() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(2, sleep=clock.sleep, clock=clock)
 
-    waits = [bucket.acquire() for _ in range(5)]
+    waits = requests_through(RateLimit(2, sleep=clock.sleep, clock=clock), 5)
 
-    assert waits == [0, 0, 0.5, 0.5, 0.5]
+    assert waits == [0, 0, 1, 0, 1]
 
 
-def test_the_bucket_refills_while_idle_but_never_beyond_its_burst() -> None:
+def test_a_slot_is_free_again_a_window_after_its_answer_not_its_start() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(1, burst=3, sleep=clock.sleep, clock=clock)
-    for _ in range(3):
-        bucket.acquire()
-    clock.now += 60
+    limit = RateLimit(1, sleep=clock.sleep, clock=clock)
+    with limit.slot():
+        clock.now += 0.3  # the request takes 300 ms
 
-    waits = [bucket.acquire() for _ in range(4)]
+    [waited] = requests_through(limit, 1)
 
-    assert waits == [0, 0, 0, 1.0]
+    assert waited == pytest.approx(1.0)  # 1.3 s after the first one started
 
 
-def test_waiting_threads_each_reserve_their_own_turn() -> None:
+def test_a_rate_below_one_a_second_spaces_every_request() -> None:
+    clock = FakeClock()
+
+    waits = requests_through(RateLimit(0.5, sleep=clock.sleep, clock=clock), 3)
+
+    assert waits == [0, 2, 2]
+
+
+def test_waiting_threads_each_take_a_slot_of_their_own() -> None:
     clock = FakeClock()
     recorded: list[float] = []
-    bucket = TokenBucket(4, burst=1, sleep=recorded.append, clock=clock)  # time stands still
+    limit = RateLimit(4, sleep=recorded.append, clock=clock)  # time stands still
 
-    with ThreadPoolExecutor(4) as pool:
-        waits = sorted(pool.map(lambda _: bucket.acquire(), range(5)))
+    with ThreadPoolExecutor(8) as pool:
+        waits = sorted(pool.map(lambda _: requests_through(limit, 1)[0], range(9)))
 
-    assert waits == [0, 0.25, 0.5, 0.75, 1.0]
-    assert sorted(recorded) == waits[1:]
+    assert waits == [0] * 4 + [1] * 5
+    assert recorded == [1] * 5
 
 
 def test_the_channel_holds_to_the_sms_rate(
@@ -449,6 +521,22 @@ def test_the_channel_holds_to_the_sms_rate(
 
     assert clock.sleeps == [1.0, 1.0]
     assert len(fake_twilio.messages) == 3
+
+
+def test_no_second_at_twilio_holds_more_texts_than_the_rate_from_many_threads(
+    make_channel: Callable[..., SmsChannel],
+    fake_twilio: FakeTwilio,
+    outgoing: Callable[..., Outgoing],
+) -> None:
+    """On the real clock: the rate is measured where Twilio sees the requests arrive."""
+    channel = make_channel(fake_twilio.settings(sms_rate=10.0))
+    messages = [outgoing(text=f"Reminder {n}") for n in range(25)]
+
+    with ThreadPoolExecutor(64) as pool:
+        list(pool.map(channel.send, messages))
+
+    assert len(fake_twilio.messages) == 25
+    assert busiest_second(fake_twilio.creates, fake_twilio.from_number) == 10
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -22,5 +22,16 @@ def test_a_token_made_with_another_secret_is_refused() -> None:
 
 
 def test_garbage_is_refused_without_an_error() -> None:
-    for junk in ("", ".", "a.b.c", "42.email", "42.email.", "x" * 500, "42.fax.abc", "💥.email.x"):
+    for junk in (
+        "",
+        ".",
+        "a.b.c",
+        "42.email",
+        "42.email.",
+        "x" * 500,
+        "42.fax.abc",
+        "💥.email.x",
+        "42.email.é",
+        "٤٢.email.x",
+    ):
         assert read_token(SECRET, junk) is None

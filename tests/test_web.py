@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from aftercare.channels.memory import MemoryChannel
 from aftercare.daemon import heartbeat
 from aftercare.dispatch import Dispatcher
+from aftercare.metrics import exposition, metric
 from aftercare.models import Event, Message, Suppression
 from aftercare.tokens import make_token
 from tests.factories import enroll
@@ -180,7 +182,26 @@ def test_metrics_report_messages_backlog_errors_and_the_last_tick(web, sent_sms,
     _, dispatcher = sent_sms
     heartbeat(dispatcher, clock.now())
     text = requests.get(web.url + "/metrics", timeout=5).text
-    assert 'aftercare_messages{channel="sms",status="sent"} 1' in text
-    assert 'aftercare_messages{channel="sms",status="pending"} 8' in text
-    assert "aftercare_backlog_messages 0" in text
-    assert f"aftercare_last_tick_timestamp_seconds {clock.now().timestamp():g}" in text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    sms = (("channel", "sms"),)
+    assert samples["aftercare_messages", (*sms, ("status", "sent"))] == 1
+    assert samples["aftercare_messages", (*sms, ("status", "pending"))] == 8
+    assert samples["aftercare_backlog_messages", ()] == 0
+    # To the second and beyond: a staleness alert compares it with time().
+    assert samples["aftercare_last_tick_timestamp_seconds", ()] == clock.now().timestamp()
+
+
+def test_metrics_keep_every_digit_of_large_values():
+    families: list = []
+    metric(families, "aftercare_messages", "gauge", "Messages.", [({"status": "sent"}, 12345678)])
+    metric(
+        families, "aftercare_last_tick_timestamp_seconds", "gauge", "Tick.", [({}, 1796227201.5)]
+    )
+    (count, tick) = [
+        s.value for f in text_string_to_metric_families(exposition(families)) for s in f.samples
+    ]
+    assert (count, tick) == (12345678, 1796227201.5)

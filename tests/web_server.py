@@ -15,6 +15,7 @@ from waitress.server import create_server
 
 from aftercare.app import App
 from aftercare.web import create_app
+from aftercare.web.server import server_options
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://care.example.org"
@@ -44,7 +45,7 @@ class RunningWeb:
 
 @contextmanager
 def running(app: App) -> Iterator[RunningWeb]:
-    server = create_server(create_app(app), host="127.0.0.1", port=0, threads=4)
+    server = create_server(create_app(app), host="127.0.0.1", port=0, **server_options(threads=4))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

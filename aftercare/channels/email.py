@@ -1,4 +1,10 @@
-"""The email channel: SMTP through smtplib, one reused connection per sending thread.
+"""The email channel: SMTP through smtplib, over a small pool of connections reused across
+messages.
+
+The dispatcher sends from many threads at once (as many as it keeps texts in flight), but a relay
+takes a handful of connections from one client, and a mail goes out in milliseconds once the
+connection is logged in: at most ``CONNECTIONS`` deliveries run at a time, each on an idle
+logged-in connection when there is one.
 
 Each message (composed in email_message.py) has a ``Message-ID`` made from its outbox row alone,
 so a retry or a re-send after a crash carries the same id and mail clients show it once.
@@ -21,6 +27,8 @@ from aftercare.errors import SettingsError
 from aftercare.smtpurl import parse_smtp_url
 from aftercare.statuses import ChannelName
 
+CONNECTIONS = 4  # to the relay at once, at most; most relays allow 5-10 per client
+
 
 class EmailChannel:
     name: str = ChannelName.EMAIL
@@ -38,7 +46,8 @@ class EmailChannel:
         self.sender = settings.email_from
         self.sender_name = settings.clinic_name
         self._ehlo_name = socket.getfqdn()  # once: it may ask DNS
-        self._local = threading.local()
+        self._turns = threading.BoundedSemaphore(CONNECTIONS)
+        self._idle: list[smtplib.SMTP] = []  # logged in, between messages
         self._open: set[smtplib.SMTP] = set()
         self._lock = threading.Lock()
 
@@ -48,7 +57,8 @@ class EmailChannel:
         except ValueError:  # e.g. a line break in a header value; its text may hold the address
             raise ChannelError("cannot build this email", permanent=True, code="compose") from None
         try:
-            self._deliver(mail, message.to)
+            with self._turns:
+                self._deliver(mail, message.to)
         except (smtplib.SMTPException, OSError) as exc:
             # `from None`: smtplib's own errors quote the recipient's address.
             raise transaction_error(exc) from None
@@ -59,15 +69,17 @@ class EmailChannel:
 
     def close(self) -> None:
         with self._lock:
-            connections, self._open = self._open, set()
+            connections, self._open, self._idle = self._open, set(), []
         for connection in connections:
             _hang_up(connection)
 
     def _deliver(self, mail: EmailMessage, to: str) -> None:
-        pooled: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        with self._lock:
+            pooled = self._idle.pop() if self._idle else None
         if pooled is not None:
             try:
                 pooled.send_message(mail, self.sender, [to])
+                self._release(pooled)
                 return
             except (smtplib.SMTPServerDisconnected, ConnectionError):
                 # The relay dropped an idle connection. If it went down after accepting the
@@ -86,7 +98,13 @@ class EmailChannel:
         except BaseException:
             self._discard(connection)
             raise
-        self._local.connection = connection
+        self._release(connection)
+
+    def _release(self, connection: smtplib.SMTP) -> None:
+        """Back to the idle ones, for the next message (unless the channel closed meanwhile)."""
+        with self._lock:
+            if connection in self._open:
+                self._idle.append(connection)
 
     def _connect(self) -> smtplib.SMTP:
         """A logged-in connection, or a transient ChannelError: whatever goes wrong before MAIL
@@ -125,8 +143,6 @@ class EmailChannel:
         return connection
 
     def _discard(self, connection: smtplib.SMTP) -> None:
-        if getattr(self._local, "connection", None) is connection:
-            self._local.connection = None
         with self._lock:
             self._open.discard(connection)
         _hang_up(connection)

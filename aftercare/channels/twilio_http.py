@@ -1,20 +1,23 @@
 """Talking to Twilio's API through its SDK: the HTTP client and what its errors mean.
 
 ``AFTERCARE_TWILIO_API_URL`` (default ``https://api.twilio.com``) is applied by the SDK's own
-extension point, a custom ``http_client``: :class:`TwilioTransport` rewrites the API's prefix in
-every URL the SDK builds (paging links included), so tests and proxies get the real SDK's requests.
-The SDK's exceptions drop the response headers, so the transport is where a 429's
-``Retry-After`` is read.
+extension point, a custom ``http_client``: :class:`TwilioTransport` (requests, for one-off calls
+such as ``aftercare doctor``) and twilio_loop.py's (aiohttp, for the channel's sends) rewrite the
+API's prefix in every URL the SDK builds (paging links included), so tests and proxies get the
+real SDK's requests. The SDK's exceptions drop the response headers, so the transports are where
+a 429's ``Retry-After`` is read.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import requests
 import urllib3.exceptions
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -89,8 +92,15 @@ TWILIO_CODES: dict[int, tuple[bool, str]] = {
     30003: (False, "handset unreachable"),
 }
 OPT_OUT_CODES = {21610}
-# What the SDK raises about talking to Twilio; anything else is a bug and propagates.
-SDK_ERRORS = (TwilioException, requests.RequestException, json.JSONDecodeError)
+# What the SDK raises about talking to Twilio over either transport; anything else is a bug and
+# propagates. aiohttp's timeouts are TimeoutErrors.
+SDK_ERRORS = (
+    TwilioException,
+    requests.RequestException,
+    aiohttp.ClientError,
+    TimeoutError,
+    json.JSONDecodeError,
+)
 # Without a known code, the HTTP status decides: these are about us or about Twilio, not about
 # the message.
 _TRANSIENT_STATUSES = {401, 403, 404, 408, 409, 425, 429}
@@ -103,9 +113,9 @@ def classify(exc: Exception, headers: Mapping[str, str] | None = None) -> Channe
     page: Any = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
     if hasattr(page, "status_code"):  # a list page's error: the SDK keeps only the response
         return _api_error(int(page.status_code), _body_code(page.text), headers or {})
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | TimeoutError):
         return ChannelError("Twilio did not answer in time", permanent=False, code="timeout")
-    if isinstance(exc, requests.RequestException):
+    if isinstance(exc, requests.RequestException | aiohttp.ClientError):
         what = f"connection to Twilio failed ({_reason(exc)})"
         return ChannelError(what, permanent=False, code="connection")
     # A 2xx answer that is not Twilio's JSON (a proxy's page, say), or not the JSON expected.
@@ -169,6 +179,8 @@ def _root(exc: Exception) -> BaseException:
 
 def _reason(exc: Exception) -> str:
     """A short cause, without the URL or anything a proxy might have said."""
+    if isinstance(exc, aiohttp.ClientError):
+        return _aiohttp_reason(exc)
     root = _root(exc)
     if isinstance(root, urllib3.exceptions.NewConnectionError):
         return "refused or unreachable"
@@ -177,3 +189,13 @@ def _reason(exc: Exception) -> str:
     if isinstance(root, urllib3.exceptions.ProtocolError | ConnectionError):
         return "connection closed"
     return type(root).__name__
+
+
+def _aiohttp_reason(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientSSLError) or isinstance(exc.__cause__, ssl.SSLError):
+        return "TLS"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "refused or unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return "connection closed"
+    return type(exc).__name__

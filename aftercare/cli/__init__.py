@@ -7,6 +7,7 @@ module of this package holds one command or one group of commands.
 from __future__ import annotations
 
 from aftercare.cli import (
+    alerts,
     apikey,
     audit,
     contact,
@@ -30,6 +31,7 @@ from aftercare.errors import AftercareError
 __all__ = ["cli", "main"]
 
 for command in (
+    alerts.alerts_group,
     apikey.apikey_group,
     audit.audit,
     db.db_group,

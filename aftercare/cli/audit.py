@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aftercare.app import App
 from aftercare.cli.group import json_option, pass_app
+from aftercare.cli.ids import record_id, resolve_enrollment
 from aftercare.cli.views import iso, printable
 from aftercare.errors import InputError
 from aftercare.schedules.timeexpr import parse_duration
@@ -39,13 +40,27 @@ HEADINGS = {"enrollment_id": "ENROLLMENT", "message_id": "MESSAGE", "at": "AT (U
     help="From: an ISO 8601 time with offset, a date (UTC), or a span back from now (7d, 12h).",
 )
 @click.option("--until", metavar="WHEN", help="Up to (not including); same forms. Default: no end.")
-@click.option("--enrollment", "enrollment_id", type=int, metavar="ID", help="One enrollment only.")
+@click.option(
+    "--enrollment",
+    "enrollment_id",
+    callback=record_id("enrollment", "--enrollment"),
+    metavar="ID",
+    help="One enrollment only.",
+)
+@click.option("--external-id", metavar="MRN", help="The enrollment of the patient with this MRN.")
 @json_option
 @pass_app
 def audit(
-    app: App, since: str, until: str | None, enrollment_id: int | None, as_json: bool
+    app: App,
+    since: str,
+    until: str | None,
+    enrollment_id: int | None,
+    external_id: str | None,
+    as_json: bool,
 ) -> None:
     """Export the events of a time range, oldest first."""
+    if external_id is not None:
+        enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     now = app.clock.now()
     start = parse_when("--since", since, now)
     end = parse_when("--until", until, now) if until else None

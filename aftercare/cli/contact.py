@@ -6,6 +6,7 @@ import click
 
 from aftercare.app import App
 from aftercare.cli.group import parse_flag, pass_app
+from aftercare.cli.ids import enrollment_argument, resolve_enrollment
 from aftercare.cli.patients import reason_flag
 from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError
@@ -15,7 +16,7 @@ from aftercare.validation import parse_email, parse_phone
 
 
 @click.command("edit")
-@click.argument("enrollment_id", metavar="ID", type=int)
+@enrollment_argument
 @click.option("--phone", metavar="E164", help="The patient's new mobile number.")
 @click.option("--email", metavar="ADDRESS", help="The patient's new email address.")
 @click.option("--language", metavar="LANG", help="The language of their messages, e.g. es.")
@@ -23,7 +24,8 @@ from aftercare.validation import parse_email, parse_phone
 @pass_app
 def patients_edit(
     app: App,
-    enrollment_id: int,
+    enrollment_id: int | None,
+    external_id: str | None,
     phone: str | None,
     email: str | None,
     language: str | None,
@@ -39,6 +41,7 @@ def patients_edit(
     if change == ContactChange():
         raise AftercareError("nothing to change: give --phone, --email or --language")
     why = reason_flag(reason)
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id
         try:

@@ -18,7 +18,8 @@ def db_group() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Apply all migrations (safe to run again)."""
-    before = _revision(app)
+    path = db.sqlite_file(app.engine)
+    before = _revision(app) if path is None or path.exists() else None
     db.upgrade(app.engine)
     after = db.current_revision(app.engine)
     if before == after:

@@ -14,7 +14,6 @@ import smtplib
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +35,7 @@ from aftercare.cli.output import print_json
 from aftercare.config import Settings
 from aftercare.errors import AftercareError
 from aftercare.schedules.lint import lint
+from aftercare.schedules.timeexpr import format_duration
 from aftercare.smtpurl import SmtpTarget, parse_smtp_url
 
 TIMEOUT = 5.0  # seconds, for every connection and reply: a doctor that hangs helps nobody
@@ -55,6 +55,8 @@ OPTIONAL = {
     "sms_rate": "AFTERCARE_SMS_RATE",
     "public_url": "AFTERCARE_PUBLIC_URL",
     "secret_key": "AFTERCARE_SECRET_KEY",
+    "oncall_phone": "AFTERCARE_ONCALL_PHONE",
+    "oncall_email": "AFTERCARE_ONCALL_EMAIL",
 }
 
 
@@ -87,8 +89,10 @@ def doctor(app: App, as_json: bool) -> None:
 
 
 def check_settings(app: App) -> Check:
-    """Bad values stop the program before any command runs, so here they are all valid."""
+    """Bad values stop every other command before it runs; here they are listed instead."""
     settings = app.settings
+    if settings.problems:
+        return Check("settings", FAIL, "; ".join(settings.problems))
     given = [name for key, name in OPTIONAL.items() if getattr(settings, key) is not None]
     unset = [name for name in OPTIONAL.values() if name not in given]
     detail = f"all valid; set: {', '.join(given) or 'none'}; not set: {', '.join(unset) or 'none'}"
@@ -99,14 +103,17 @@ def check_settings(app: App) -> Check:
 
 def check_database(app: App) -> Check:
     url = db.normalise_url(app.settings.database_url)
-    where = url.render_as_string(hide_password=True)
     upgrade = "run 'aftercare db upgrade'"
-    if url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url.database):
-        return Check("database", FAIL, f"{where}: no database file yet; {upgrade}")
     options: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = {"connect_timeout": int(TIMEOUT)}
     engine = db.make_engine(app.settings.database_url, **options)
+    where = db.where(engine)  # the file itself: a relative URL depends on the current folder
+    path = db.sqlite_file(engine)
+    if path is not None and not path.is_file():
+        # Connecting would create the file: a check must not leave an empty database behind.
+        engine.dispose()
+        return Check("database", FAIL, f"{where}: no database file yet; {upgrade}")
     try:
         current = db.current_revision(engine)
     except SQLAlchemyError as exc:
@@ -129,11 +136,6 @@ def _known_revisions() -> set[str]:
     config = Config()
     config.set_main_option("script_location", str(db.migrations_dir()))
     return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-
-
-def _sqlite_file_exists(database: str | None) -> bool:
-    # Connecting would create the file: a check must not leave an empty database behind.
-    return database in (None, "", ":memory:") or Path(database).expanduser().is_file()
 
 
 def check_timelines(app: App) -> Check:
@@ -284,6 +286,37 @@ def check_secret_key(app: App) -> Check:
     return Check("secret_key", WARN, detail)
 
 
+def check_urgent_routes(app: App) -> Check:
+    """An urgent reply must reach a person: staff email at once, or on-call when unacknowledged."""
+    settings = app.settings
+    missing = missing_settings(settings)
+    routes = [
+        name
+        for name, value, channel in (
+            ("AFTERCARE_STAFF_EMAIL", settings.staff_email, "email"),
+            ("AFTERCARE_ONCALL_EMAIL", settings.oncall_email, "email"),
+            ("AFTERCARE_ONCALL_PHONE", settings.oncall_phone, "sms"),
+        )
+        if value and not missing[channel]
+    ]
+    if not routes:
+        return Check(
+            "urgent",
+            FAIL,
+            "urgent replies reach nobody: set AFTERCARE_STAFF_EMAIL or AFTERCARE_ONCALL_EMAIL "
+            "(with the email channel) or AFTERCARE_ONCALL_PHONE (with the SMS channel)",
+        )
+    if not any(name.startswith("AFTERCARE_ONCALL") for name in routes):
+        return Check(
+            "urgent",
+            WARN,
+            "unacknowledged urgent alerts are never escalated: set AFTERCARE_ONCALL_PHONE "
+            "or AFTERCARE_ONCALL_EMAIL",
+        )
+    every = format_duration(settings.escalate_after)
+    return Check("urgent", OK, f"reach {', '.join(routes)}; escalated after {every}")
+
+
 CHECKS: tuple[Callable[[App], Check], ...] = (
     check_settings,
     check_database,
@@ -292,4 +325,5 @@ CHECKS: tuple[Callable[[App], Check], ...] = (
     check_smtp,
     check_public_url,
     check_secret_key,
+    check_urgent_routes,
 )

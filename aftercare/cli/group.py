@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from aftercare import db
 from aftercare.app import App
 from aftercare.config import load_settings
 from aftercare.errors import AftercareError, InputError
@@ -35,7 +36,9 @@ class AftercareGroup(click.Group):
         except AftercareError as exc:
             fail(str(exc))
         except OperationalError as exc:
-            fail(f"database: {str(exc.orig or exc).strip().splitlines()[0]}")
+            app = ctx.obj
+            at = f" ({db.where(app.engine)})" if isinstance(app, App) else ""
+            fail(f"database: {str(exc.orig or exc).strip().splitlines()[0]}{at}")
         except IntegrityError:  # e.g. a concurrent enroll of the same patient won the race
             fail("database: the change conflicts with an existing record; try again")
         finally:
@@ -103,8 +106,10 @@ def cli(ctx: click.Context, database_url: str | None, actor: str | None) -> None
     """Aftercare reminders after kyphoplasty and vertebroplasty, by SMS and email."""
     if isinstance(ctx.obj, App):  # tests pass a ready-made App (with its own clock)
         return
-    settings = load_settings().with_overrides(database_url=database_url)
-    ctx.obj = App(settings, actor=_actor(actor))
+    # `doctor` reports malformed settings among its checks; every other command stops on one.
+    lenient = ctx.invoked_subcommand == "doctor"
+    settings = load_settings(lenient=lenient).with_overrides(database_url=database_url)
+    ctx.obj = App(settings, actor=_actor(actor), create_database=False)
 
 
 def _login_name() -> str:

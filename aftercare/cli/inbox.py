@@ -9,6 +9,7 @@ import click
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
+from aftercare.cli.ids import record_id
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
 from aftercare.store import replies
@@ -51,7 +52,7 @@ def inbox_group(
 
 
 @inbox_group.command("done")
-@click.argument("reply_id", metavar="ID", type=int)
+@click.argument("reply_id", metavar="ID", callback=record_id("reply"))
 @click.option("--note", help="What was done (called the patient ...), for the audit trail.")
 @pass_app
 def inbox_done(app: App, reply_id: int, note: str | None) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from aftercare.app import App
 from aftercare.cli import views
 from aftercare.cli.group import json_option, parse_flag, pass_app
+from aftercare.cli.ids import enrollment_argument, resolve_enrollment
 from aftercare.cli.output import print_json, print_table
 from aftercare.db import transaction
 from aftercare.enrollment import parse_request
 from aftercare.errors import AftercareError, InputError
-from aftercare.importer import import_csv
+from aftercare.importer import ImportReport, import_csv
 from aftercare.statuses import EnrollmentStatus
 from aftercare.store import lifecycle
 from aftercare.store.enrollments import Enrolled, Refused, enroll_many
@@ -75,6 +77,7 @@ LIST_COLUMNS = [
 @pass_app
 def enroll(app: App, /, as_json: bool, reschedule: bool, **fields: Any) -> None:
     """Enroll one patient at discharge and plan their reminders."""
+    app.create_database = True  # the first enrollment may start a SQLite database
     now = app.clock.now()
     try:
         request = parse_request(fields, app.catalog, now)
@@ -137,25 +140,10 @@ def _print_messages(messages: list[dict[str, Any]]) -> None:
 def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
     """Enroll the patients of a CSV file (columns: first_name,phone,email,timezone,procedure,
     discharged_at,language,channels,external_id). Bad rows are reported and skipped."""
-    _check_utf8(file)
-    size = file.stat().st_size
-    show_bar = size > 256 * 1024 and not as_json
-    with (
-        click.progressbar(
-            length=size, label="importing", file=sys.stderr, hidden=not show_bar
-        ) as bar,
-        _sessions_for_import(app, dry_run) as sessions,
-    ):
-        report = import_csv(
-            file,
-            sessions,
-            app.catalog,
-            app.settings,
-            app.clock.now(),
-            app.actor,
-            bar.update,
-            dry_run=dry_run,
-        )
+    app.create_database = not dry_run  # a dry run never creates one (see _sessions_for_import)
+    with _regular_file(file) as path:
+        _check_utf8(path)
+        report = _import(app, path, dry_run, show_bar=not as_json)
     result = {
         "dry_run": dry_run,
         "rows": report.rows,
@@ -176,6 +164,50 @@ def import_command(app: App, file: Path, dry_run: bool, as_json: bool) -> None:
         )
     if report.bad:
         sys.exit(1)
+
+
+def _import(app: App, path: Path, dry_run: bool, show_bar: bool) -> ImportReport:
+    size = path.stat().st_size
+    with (
+        click.progressbar(
+            length=size,
+            label="importing",
+            file=sys.stderr,
+            hidden=not (show_bar and size > 256 * 1024),
+        ) as bar,
+        _sessions_for_import(app, dry_run) as sessions,
+    ):
+        return import_csv(
+            path,
+            sessions,
+            app.catalog,
+            app.settings,
+            app.clock.now(),
+            app.actor,
+            bar.update,
+            dry_run=dry_run,
+        )
+
+
+@contextmanager
+def _regular_file(file: Path) -> Iterator[Path]:
+    """The CSV as a regular file. A pipe (``-``, /dev/stdin, a shell's ``<(...)``) is copied to
+    a temporary file first: the file is read twice (the UTF-8 check, then the import), and a
+    pipe only once."""
+    if str(file) != "-" and (file.is_file() or not file.exists()):
+        yield file  # a missing file is reported by the UTF-8 check, naming it
+        return
+    with tempfile.TemporaryDirectory(prefix="aftercare-import-") as folder:
+        copy = Path(folder) / "import.csv"
+        try:
+            with (
+                nullcontext(sys.stdin.buffer) if str(file) == "-" else file.open("rb") as source,
+                copy.open("wb") as sink,
+            ):
+                shutil.copyfileobj(source, sink)
+        except OSError as exc:
+            raise AftercareError(f"file: cannot read {file} ({exc.strerror})") from None
+        yield copy
 
 
 @click.group("patients")
@@ -246,11 +278,14 @@ def patients_list(app: App, status: str | None, limit: int | None, as_json: bool
 
 
 @patients_group.command("show")
-@click.argument("enrollment_id", metavar="ID", type=int)
+@enrollment_argument
 @json_option
 @pass_app
-def patients_show(app: App, enrollment_id: int, as_json: bool) -> None:
+def patients_show(
+    app: App, enrollment_id: int | None, external_id: str | None, as_json: bool
+) -> None:
     """One enrollment: the patient, every message and the history."""
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with app.sessions() as session:
         data = views.show_enrollment(session, enrollment_id)
     if as_json:
@@ -307,23 +342,29 @@ def _print_replies(data: dict[str, Any]) -> None:
 
 
 @click.command("cancel")
-@click.argument("enrollment_id", metavar="ID", type=int)
-@click.option("--reason", required=True, help="Why, for the audit trail.")
+@enrollment_argument
+@click.option("--reason", help="Why, for the audit trail (required).")
 @pass_app
-def cancel(app: App, enrollment_id: int, reason: str) -> None:
+def cancel(
+    app: App, enrollment_id: int | None, external_id: str | None, reason: str | None
+) -> None:
     """Cancel every message not yet sent."""
+    if reason is None:  # checked here, not by click: one line, like every other input error
+        raise InputError("--reason", "is required (why, for the audit trail)")
     why = reason_flag(reason) or ""
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.cancel(session, enrollment_id, why, app.actor, app.clock.now())
     click.echo(f"cancelled enrollment {enrollment_id}: {count} message(s) will not be sent")
 
 
 @click.command("pause")
-@click.argument("enrollment_id", metavar="ID", type=int)
+@enrollment_argument
 @click.option("--reason", help="Why, for the audit trail.")
 @pass_app
-def pause(app: App, enrollment_id: int, reason: str | None) -> None:
+def pause(app: App, enrollment_id: int | None, external_id: str | None, reason: str | None) -> None:
     """Hold every unsent message until 'resume'."""
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.pause(
             session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
@@ -332,11 +373,14 @@ def pause(app: App, enrollment_id: int, reason: str | None) -> None:
 
 
 @click.command("resume")
-@click.argument("enrollment_id", metavar="ID", type=int)
+@enrollment_argument
 @click.option("--reason", help="Why, for the audit trail.")
 @pass_app
-def resume(app: App, enrollment_id: int, reason: str | None) -> None:
+def resume(
+    app: App, enrollment_id: int | None, external_id: str | None, reason: str | None
+) -> None:
     """Release held messages (those whose time has passed expire instead of going out late)."""
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     with transaction(app.sessions) as session:
         count = lifecycle.resume(
             session, enrollment_id, reason_flag(reason), app.actor, app.clock.now()
@@ -345,12 +389,19 @@ def resume(app: App, enrollment_id: int, reason: str | None) -> None:
 
 
 @click.command("reschedule")
-@click.argument("enrollment_id", metavar="ID", type=int)
+@enrollment_argument
 @click.option("--discharged-at", required=True, metavar="ISO", help="The corrected discharge time.")
 @click.option("--reason", help="Why, for the audit trail.")
 @pass_app
-def reschedule(app: App, enrollment_id: int, discharged_at: str, reason: str | None) -> None:
+def reschedule(
+    app: App,
+    enrollment_id: int | None,
+    external_id: str | None,
+    discharged_at: str,
+    reason: str | None,
+) -> None:
     """Re-plan unsent messages from a corrected discharge time; sent history stays."""
+    enrollment_id = resolve_enrollment(app, enrollment_id, external_id)
     now = app.clock.now()
     when = parse_flag("--discharged-at", parse_instant, discharged_at)
     parse_flag("--discharged-at", lambda v: check_discharge_time(v, now), when)

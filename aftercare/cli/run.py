@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,7 @@ from aftercare.app import App
 from aftercare.channels.base import Channel
 from aftercare.channels.registry import console_channels, missing_settings, provider_channels
 from aftercare.cli.group import pass_app
+from aftercare.config import MAX_CONCURRENCY
 from aftercare.daemon import Daemon, catch_up, say_stopped, sqlite_dispatch_lock
 from aftercare.dispatch import Dispatcher, DispatchOptions
 from aftercare.errors import AftercareError
@@ -38,10 +40,8 @@ from aftercare.web.daemon_metrics import MetricsServer
 )
 @click.option(
     "--senders",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Concurrent provider calls.",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    help="Sends in flight at once (default: AFTERCARE_SMS_CONCURRENCY, 64).",
 )
 @click.option(
     "--metrics-port",
@@ -55,12 +55,12 @@ def run(
     once: bool,
     dry_run: bool,
     poll: float,
-    senders: int,
+    senders: int | None,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
     """Send reminders when they are due: the daemon."""
-    logs.configure(app.settings.log_format)
+    logs.configure(app.settings.log_format, app.settings.log_level)
     sessions = app.sessions
     channels = _channels(app, dry_run)
     single = app.engine.dialect.name == "sqlite"
@@ -86,10 +86,14 @@ def run(
                 dispatcher.close()
             click.echo(_summary(tally))
             return
-        daemon = Daemon(dispatcher, poll=poll, single=single)
+        database = app.engine.url.database if single else None
+        watched = Path(database).resolve() if database and database != ":memory:" else None
+        daemon = Daemon(dispatcher, poll=poll, single=single, database_file=watched)
         if metrics_port is not None:
             stack.enter_context(_metrics_server(daemon, metrics_host, metrics_port))
         daemon.run()
+        if daemon.database_lost:
+            raise AftercareError(f"database: {watched} was deleted while the daemon ran")
 
 
 def _metrics_server(daemon: Daemon, host: str, port: int) -> MetricsServer:

@@ -22,8 +22,9 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
     import waitress
 
     from aftercare.web import create_app
+    from aftercare.web.server import server_options
 
-    logs.configure(app.settings.log_format)
+    logs.configure(app.settings.log_format, app.settings.log_level)
     app.sessions  # noqa: B018 - migrate (SQLite) or refuse (unmigrated PostgreSQL) before listening
     _first_admin(app)
     click.echo(
@@ -31,14 +32,7 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
         err=True,
     )
     try:
-        waitress.serve(
-            create_app(app),
-            host=host,
-            port=port,
-            threads=threads,
-            ident="aftercare",
-            clear_untrusted_proxy_headers=True,
-        )
+        waitress.serve(create_app(app), host=host, port=port, **server_options(threads))
     finally:
         alerts.wait_for_staff_emails()  # urgent replies still being emailed to staff
 

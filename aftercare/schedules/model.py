@@ -12,6 +12,8 @@ from aftercare.statuses import ChannelName
 
 CHANNELS = (ChannelName.SMS, ChannelName.EMAIL)
 DEFAULT_EXPIRES = timedelta(hours=12)
+EXPECTS = ("pain-score",)  # what a step may ask the patient for
+DEFAULT_ANSWER_WITHIN = timedelta(hours=24)
 # What the database holds: procedure and step names in 64 characters, the version in a 32-bit
 # integer. A file past these would load, then fail every enrollment with a database error.
 MAX_NAME = 64
@@ -36,6 +38,10 @@ class Step:
     repeat: Repeat | None = None
     # The email of this step carries the timeline's calendar milestones as an .ics attachment.
     calendar: bool = False
+    # The step asks for an answer ("pain-score": a 0-10 reply); none within answer_within opens
+    # a "no answer" alert.
+    expects: str | None = None
+    answer_within: timedelta | None = None
     source: str = ""
     line: int = 0
 

@@ -10,7 +10,9 @@ from babel import Locale, UnknownLocaleError
 from aftercare.errors import ScheduleError
 from aftercare.schedules.model import (
     CHANNELS,
+    DEFAULT_ANSWER_WITHIN,
     DEFAULT_EXPIRES,
+    EXPECTS,
     MAX_NAME,
     MAX_VERSION,
     Repeat,
@@ -19,10 +21,22 @@ from aftercare.schedules.model import (
 )
 from aftercare.schedules.timeexpr import OnDay, When, parse_duration, parse_when
 from aftercare.schedules.yamlsource import LineDict, LineList
+from aftercare.statuses import ChannelName
 from aftercare.templates import BASE_VARIABLES, TemplateSyntaxError, undeclared_variables
 
 _TOP_KEYS = {"name", "title", "version", "languages", "extends", "milestones", "defaults", "steps"}
-_STEP_KEYS = {"id", "at", "expires", "channels", "repeat", "sms", "email", "calendar"}
+_STEP_KEYS = {
+    "id",
+    "at",
+    "expires",
+    "channels",
+    "repeat",
+    "sms",
+    "email",
+    "calendar",
+    "expects",
+    "answer_within",
+}
 _MILESTONE_KEYS = {"at", "calendar"}
 _DEFAULT_KEYS = {"expires", "channels"}
 
@@ -233,6 +247,7 @@ class _StepValidator:
         channels = p._channels(item) if "channels" in item else self.defaults["channels"]
         sms = self._texts(item, "sms") if "sms" in channels else {}
         subject, body = self._email() if "email" in channels else ({}, {})
+        expects, answer_within = self._expects(channels)
         return Step(
             id=self.id,
             at=at,
@@ -243,9 +258,27 @@ class _StepValidator:
             email_body=body,
             repeat=self._repeat(at),
             calendar=self._calendar_flag(channels),
+            expects=expects,
+            answer_within=answer_within,
             source=item.source or p.file,
             line=item.line,
         )
+
+    def _expects(self, channels: tuple[str, ...]) -> tuple[str | None, timedelta | None]:
+        """``expects`` (what the step asks for) and ``answer_within`` (its grace period)."""
+        item, p = self.item, self.p
+        if "expects" not in item:
+            if "answer_within" in item:
+                raise p.at(item, "answer_within", "answer_within needs 'expects' on the step")
+            return None, None
+        expects = item["expects"]
+        if expects not in EXPECTS:
+            raise p.at(item, "expects", f"expects must be one of {list(EXPECTS)}, got {expects!r}")
+        if ChannelName.SMS not in channels:
+            raise p.at(item, "expects", "expects needs the sms channel: answers come by text")
+        if "answer_within" not in item:
+            return str(expects), DEFAULT_ANSWER_WITHIN
+        return str(expects), p._duration(item, "answer_within")
 
     def _email(self) -> tuple[dict[str, str], dict[str, str]]:
         email = self.item.get("email")

@@ -238,7 +238,9 @@ def _settle_unsendable(
             settled[row.id] = MessageStatus.PAUSED
         elif enrollment_status in (EnrollmentStatus.CANCELLED, EnrollmentStatus.COMPLETED):
             settled[row.id] = MessageStatus.CANCELLED
-        elif row.address is None or (row.channel, row.address) in suppressed:
+        elif row.address is None or (
+            (row.channel, suppression_key(row.channel, row.address)) in suppressed
+        ):
             settled[row.id] = MessageStatus.SUPPRESSED
     for status in set(settled.values()):
         ids = [i for i, s in settled.items() if s == status]
@@ -254,14 +256,22 @@ _REASONS: dict[str, str] = {
 }
 
 
+def suppression_key(channel: str, address: str) -> str:
+    """How an address is kept and compared in the opt-out list: email addresses without letter
+    case (mail systems deliver Ana@EXAMPLE.ORG and ana@example.org to the same inbox)."""
+    return address.lower() if channel == ChannelName.EMAIL else address
+
+
 def _suppressed_addresses(session: Session, rows: Sequence[Claim]) -> set[tuple[str, str]]:
-    addresses = {r.address for r in rows if r.address}
-    if not addresses:
+    keys = {(r.channel, suppression_key(r.channel, r.address)) for r in rows if r.address}
+    if not keys:
         return set()
+    # Also the addresses as given: opt-outs recorded before keys were lower-cased.
+    addresses = {key for _, key in keys} | {r.address for r in rows if r.address}
     query = select(Suppression.channel, Suppression.address).where(
         Suppression.address.in_(addresses)
     )
-    return {(channel, address) for channel, address in session.execute(query)}
+    return {(c, suppression_key(c, a)) for c, a in session.execute(query)}
 
 
 def _mark_sending(session: Session, ids: Sequence[int], now: datetime, worker: str) -> None:

@@ -356,3 +356,15 @@ def message_row(enrollment_id: int, planned: PlannedMessage) -> dict[str, Any]:
         "attempts": 0,
         "next_attempt_at": planned.due_at,
     }
+
+
+def enrollments_of_external_id(session: Session, external_id: str) -> list[int]:
+    """The enrollment ids of the patient with this MRN, oldest first (none: no such patient)."""
+    return list(
+        session.scalars(
+            select(Enrollment.id)
+            .join(Patient, Enrollment.patient_id == Patient.id)
+            .where(Patient.external_id == external_id)
+            .order_by(Enrollment.id)
+        )
+    )

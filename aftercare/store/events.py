@@ -136,3 +136,8 @@ _COLUMNS = (
     Event.reason,
     Event.detail,
 )
+
+
+def of_kinds(session: Session, kinds: Sequence[EventKind]) -> list[EventRow]:
+    query = select(*_COLUMNS).where(Event.kind.in_(list(kinds))).order_by(Event.id)
+    return [EventRow(*row) for row in session.execute(query)]

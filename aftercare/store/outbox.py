@@ -16,8 +16,14 @@ from sqlalchemy.orm import Session
 from aftercare.channels.base import ChannelError, Receipt
 from aftercare.models import Enrollment, Message
 from aftercare.retry import RetryPolicy, after_failure
-from aftercare.statuses import ChannelName, EnrollmentStatus, EventKind, MessageStatus
-from aftercare.store import events, receipts
+from aftercare.statuses import (
+    AlertKind,
+    ChannelName,
+    EnrollmentStatus,
+    EventKind,
+    MessageStatus,
+)
+from aftercare.store import alerts, events, receipts
 from aftercare.store.claims import Claim
 from aftercare.store.events import NewEvent
 from aftercare.store.suppressions import suppress_address
@@ -79,6 +85,7 @@ def record_results(
     if rows:
         session.execute(_RECORD, rows)
         events.write(session, now, outcomes)
+        _open_failure_alerts(session, rows, worker, now)
     for phone in opt_outs:
         suppress_address(
             session, ChannelName.SMS, phone, "provider reports opt-out (21610)", "provider", now
@@ -155,6 +162,29 @@ def _outcome(
     if outcome.next_attempt_at is not None:
         detail["next_attempt_at"] = outcome.next_attempt_at.isoformat()
     return row, event(kind, f"{error.code or 'error'}: {error}"[:500])
+
+
+def _open_failure_alerts(
+    session: Session, rows: Sequence[dict[str, Any]], worker: str, now: datetime
+) -> None:
+    """A message that failed for good cannot reach the patient: it goes on the worklist. Only
+    rows this batch did record as failed (another dispatcher may have taken one over)."""
+    codes = {r["b_id"]: r["b_error_code"] for r in rows if r["b_status"] == MessageStatus.FAILED}
+    if not codes:
+        return
+    failed = session.scalars(
+        select(Message.id).where(
+            Message.id.in_(list(codes)),
+            Message.status == MessageStatus.FAILED,
+            Message.claimed_by == worker,
+        )
+    )
+    for message_id in failed:
+        code = codes[message_id]
+        reason = f"failed (error {code})" if code else "failed"
+        cause = f"message:{message_id}"
+        new = alerts.message_alert(AlertKind.DELIVERY_FAILURE, cause, session, message_id, reason)
+        alerts.open_alert(session, new, worker, now)
 
 
 def _complete_finished(session: Session, enrollment_ids: set[int], now: datetime) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aftercare.models import EarlyReceipt, Enrollment, Message, Patient
-from aftercare.statuses import ChannelName, EventKind, MessageStatus
+from aftercare.statuses import AlertKind, ChannelName, EventKind, MessageStatus
+from aftercare.store import alerts
 from aftercare.store.events import record
 from aftercare.store.suppressions import suppress_address
 
@@ -58,7 +59,13 @@ def _forward_statement(new: MessageStatus) -> Any:
     below = [status for status, rank in _RANK.items() if rank < _RANK[new]]
     return (
         update(_message)
-        .where(_message.c.provider_id == bindparam("sid"), _message.c.status.in_(below))
+        # Receipts are Twilio's, so about texts only: an email's Message-ID posted as a SID
+        # must not mark that email failed.
+        .where(
+            _message.c.provider_id == bindparam("sid"),
+            _message.c.channel == ChannelName.SMS,
+            _message.c.status.in_(below),
+        )
         .values(
             status=new,
             updated_at=bindparam("now", type_=_message.c.updated_at.type),
@@ -76,6 +83,7 @@ _IN_FLIGHT = (
     select(_message.c.id)
     .where(
         _message.c.id == bindparam("id"),
+        _message.c.channel == ChannelName.SMS,
         _message.c.status == MessageStatus.SENDING,
         _message.c.provider_id.is_(None),
     )
@@ -161,6 +169,11 @@ def _move(
         reason=f"error {error_code}" if error_code else None,
         detail={"twilio_status": twilio_status},
     )
+    if new in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
+        reason = f"{new} (error {error_code})" if error_code else str(new)
+        cause = f"message:{moved.id}"
+        failure = alerts.message_alert(AlertKind.DELIVERY_FAILURE, cause, session, moved.id, reason)
+        alerts.open_alert(session, failure, "provider", now)
     if error_code in SUPPRESSING_CODES:
         phone = session.scalar(
             select(Patient.phone)

@@ -9,6 +9,7 @@ answer, kept on the row, so the same MessageSid delivered again is answered the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session, aliased
 
 from aftercare.errors import NotFoundError
 from aftercare.models import Enrollment, Message, Patient, Reply
-from aftercare.replies import Classification, classify, pain_urgency
-from aftercare.statuses import Answer, ChannelName, EventKind, MessageStatus, ReplyKind
+from aftercare.replies import Classification, classify, looks_like_an_answer, pain_urgency
+from aftercare.statuses import AlertKind, Answer, ChannelName, EventKind, MessageStatus, ReplyKind
+from aftercare.store import alerts
 from aftercare.store.events import record
 from aftercare.store.suppressions import is_suppressed, lift, suppress_address
 
@@ -49,8 +51,19 @@ class _Sender:
     language: str
 
 
-def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | None:
-    """The new reply's outcome, or None if this MessageSid is already stored."""
+def store(
+    session: Session,
+    inbound: Inbound,
+    now: datetime,
+    escalate_after: timedelta | None = None,
+    expecting_scores: Collection[tuple[str, str]] = (),
+) -> ReplyOutcome | None:
+    """The new reply's outcome, or None if this MessageSid is already stored. A reply staff
+    must see opens its alert (urgent ones due for escalation ``escalate_after`` from now).
+
+    ``expecting_scores``: the (procedure, step) pairs whose texts ask for a 0-10 score. An
+    answer to one that is not a score ("12", "a lot") is asked again once with the scale spelled
+    out; a second one goes to the worklist."""
     if session.scalar(select(Reply.id).where(Reply.provider_id == inbound.sid)) is not None:
         return None
     sender = _sender(session, inbound.number)
@@ -60,7 +73,11 @@ def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | N
     session.add(reply)
     session.flush()  # a duplicate MessageSid fails here, before anything else is written
     _apply(session, reply, found, now)
-    reply.answer = _choose_answer(session, reply, now)
+    reask = _unreadable_score(session, reply, expecting_scores)
+    if reask and not _asked_again(session, reply):
+        reply.answer = Answer.REASK
+    else:
+        reply.answer = _choose_answer(session, reply, now)
     language = sender.language if sender else "en"
     detail = {
         "reply_id": reply.id,
@@ -70,6 +87,9 @@ def store(session: Session, inbound: Inbound, now: datetime) -> ReplyOutcome | N
         "language": found.language,  # guessed from the words; answers use the patient's
     }
     record(session, EventKind.REPLIED, "patient", now, reply.enrollment_id, detail=detail)
+    worklist_item = None if reply.answer == Answer.REASK else _alert(reply, reask)
+    if worklist_item is not None:
+        alerts.open_alert(session, worklist_item, "patient", now, escalate_after)
     return ReplyOutcome(reply.id, reply.kind, reply.urgent, reply.answer, language)
 
 
@@ -178,6 +198,59 @@ def _apply(session: Session, reply: Reply, found: Classification, now: datetime)
             reason=reply.urgent_reason,
             detail=detail,
         )
+
+
+def _unreadable_score(
+    session: Session, reply: Reply, expecting_scores: Collection[tuple[str, str]]
+) -> bool:
+    """Whether the reply tries to answer a pain check-in but is no 0-10 score."""
+    if reply.kind != ReplyKind.QUESTION or reply.urgent or reply.in_reply_to is None:
+        return False
+    if not looks_like_an_answer(reply.body):
+        return False
+    asked = session.execute(
+        select(Enrollment.procedure, Message.step)
+        .join(Enrollment, Message.enrollment_id == Enrollment.id)
+        .where(Message.id == reply.in_reply_to)
+    ).first()
+    return asked is not None and (asked.procedure, asked.step) in expecting_scores
+
+
+def _asked_again(session: Session, reply: Reply) -> bool:
+    """Whether the check-in this reply answers already got its one re-ask."""
+    earlier = select(Reply.id).where(
+        Reply.in_reply_to == reply.in_reply_to,
+        Reply.id != reply.id,
+        Reply.answer == Answer.REASK,
+    )
+    return session.scalar(earlier.limit(1)) is not None
+
+
+def _alert(reply: Reply, unreadable: bool = False) -> alerts.NewAlert | None:
+    """The worklist item a reply opens, if any: STOP (the clinic may want to call), an urgent
+    or rising pain score, another urgent reply, a question. START, HELP and routine scores
+    need nobody."""
+    reason: str | None
+    if reply.kind == ReplyKind.STOP:
+        kind, reason = AlertKind.OPT_OUT, "stopped the texts"
+    elif reply.kind == ReplyKind.PAIN and reply.urgent:
+        kind, reason = AlertKind.PAIN_RISING, reply.urgent_reason
+    elif reply.urgent:
+        kind, reason = AlertKind.URGENT_REPLY, reply.urgent_reason
+    elif reply.kind == ReplyKind.QUESTION:
+        kind = AlertKind.REPLY
+        reason = "not a 0-10 pain score, after asking again" if unreadable else None
+    else:
+        return None
+    return alerts.NewAlert(
+        kind,
+        f"reply:{reply.id}",
+        reason,
+        reply.patient_id,
+        reply.enrollment_id,
+        reply.in_reply_to,
+        reply.id,
+    )
 
 
 def _choose_answer(session: Session, reply: Reply, now: datetime) -> Answer | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aftercare.models import Enrollment, Message, Patient, Suppression
 from aftercare.statuses import ChannelName, EventKind, MessageStatus
 from aftercare.store import events
-from aftercare.store.claims import set_status
+from aftercare.store.claims import set_status, suppression_key
 
 
 def suppress_address(
@@ -21,19 +23,25 @@ def suppress_address(
     actor: str,
     now: datetime,
 ) -> int:
-    """Record an opt-out and suppress every pending message to that address on that channel."""
-    exists_already = session.scalar(
-        select(exists().where(and_(Suppression.channel == channel, Suppression.address == address)))
+    """Record an opt-out and suppress every pending message to that address on that channel.
+
+    The record is an upsert: concurrent opt-outs of one address (a double-clicked unsubscribe,
+    STOP sent twice) all succeed, and one row stays."""
+    key = suppression_key(channel, address)
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        upsert(Suppression)
+        .values(channel=channel, address=key, reason=reason, created_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "address"])
     )
-    if not exists_already:
-        session.add(Suppression(channel=channel, address=address, reason=reason, created_at=now))
-    column = Patient.phone if channel == ChannelName.SMS else Patient.email
+    column = Patient.phone if channel == ChannelName.SMS else func.lower(Patient.email)
     # Enrollments first, then their messages: joined in one query, SQLite would walk every
     # pending message through the status index instead of the patient's few.
     enrollment_ids = session.scalars(
         select(Enrollment.id)
         .join(Patient, Enrollment.patient_id == Patient.id)
-        .where(column == address)
+        .where(column == key)
     ).all()
     ids = session.scalars(
         select(Message.id).where(

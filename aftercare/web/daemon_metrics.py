@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client.core import Metric
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request, Response
 
 from aftercare.daemon import Daemon
-from aftercare.metrics import CONTENT_TYPE, Sample, metric, render_metrics
+from aftercare.metrics import CONTENT_TYPE, Sample, exposition, metric, render_metrics
 from aftercare.web.ops import TICK_STALE_AFTER
 
 log = logging.getLogger("aftercare.daemon")
@@ -28,7 +29,7 @@ log = logging.getLogger("aftercare.daemon")
 
 def daemon_metrics(daemon: Daemon) -> str:
     """This process's counters; then the database's figures, unless it cannot be read."""
-    lines: list[str] = []
+    families: list[Metric] = []
     last_tick = daemon.last_tick.timestamp() if daemon.last_tick else 0.0
     counters: list[tuple[str, str, str, list[Sample]]] = [
         ("aftercare_daemon_ticks_total", "counter", "Dispatch passes run.", [({}, daemon.ticks)]),
@@ -58,8 +59,8 @@ def daemon_metrics(daemon: Daemon) -> str:
         ),
     ]
     for name, kind, help_text, samples in counters:
-        metric(lines, name, kind, help_text, samples)
-    text = "\n".join(lines) + "\n"
+        metric(families, name, kind, help_text, samples)
+    text = exposition(families)
     try:
         shared = render_metrics(daemon.dispatcher.sessions, daemon.dispatcher.clock.now())
     except SQLAlchemyError:
@@ -68,9 +69,9 @@ def daemon_metrics(daemon: Daemon) -> str:
 
 
 def _database_up(up: bool) -> str:
-    lines: list[str] = []
-    metric(lines, "aftercare_database_up", "gauge", "Whether the database answered.", [({}, up)])
-    return "\n".join(lines) + "\n"
+    families: list[Metric] = []
+    metric(families, "aftercare_database_up", "gauge", "Whether the database answered.", [({}, up)])
+    return exposition(families)
 
 
 def healthy(daemon: Daemon) -> bool:

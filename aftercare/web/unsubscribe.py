@@ -35,7 +35,9 @@ def unsubscribe(token: str) -> Response:
     if found is None:
         return plain(404, "Not Found")
     clinic = escape(app.settings.clinic_name)
-    if request.method == "GET":
+    # Only POST changes anything: link scanners and mail clients fetch with GET and HEAD (Flask
+    # answers HEAD with this view too), and neither may unsubscribe anyone.
+    if request.method != "POST":
         body = (
             f"<p>Stop the aftercare reminder emails from {clinic}?</p>"
             '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'

@@ -80,6 +80,7 @@ class Received:
     raw: bytes
     login: str | None  # who authenticated, if anyone
     encrypted: bool  # the message travelled over TLS (smtps or after STARTTLS)
+    client_port: int  # which of the client's connections it came on
 
 
 class FakeSmtpServer:
@@ -213,6 +214,7 @@ class FakeSmtpServer:
             raw=raw,
             login=login,
             encrypted=session.ssl is not None or self.tls == "smtps",
+            client_port=session.peer[1],
         )
         with self._lock:
             self._messages.append(received)

@@ -20,6 +20,13 @@ each authorised request arrives, fully read, before it is handled (the client is
 answer); ``on_accepted(message)`` once a create was taken, before its answer is written (Twilio
 has the message, the client has not heard so yet).
 
+``latency_ms`` (``--latency-ms``) makes every request take that long, as Twilio's API does from a
+data centre (about 100-300 ms): half of it before the request is handled (the way there), half
+before the answer is written (the way back). Each connection has its own thread, so many slow
+requests overlap and the fake is not the bottleneck. ``creates`` (or ``GET /fake/creates.json``
+in a standalone fake) holds when each create request arrived and from which sender: a rate limit
+is checked against it.
+
 In tests, take the ``fake_twilio`` fixture; ``fake_twilio.settings()`` is a Settings for it and
 ``fake_twilio.messages`` what it accepted. Each response goes out in one write on a TCP_NODELAY
 socket over HTTP/1.1 keep-alive, so the SDK does well over a thousand requests a second.
@@ -27,7 +34,8 @@ socket over HTTP/1.1 keep-alive, so the SDK does well over a thousand requests a
 Standalone (prints its URL on the first line of stdout, then runs until SIGTERM or Ctrl-C; read
 what it received through the API itself, ``GET /2010-04-01/Accounts/{Sid}/Messages.json``)::
 
-    python -m tests.fakes.twilio --port 8026 [--account-sid AC... --auth-token T --from +1...]
+    python -m tests.fakes.twilio --port 8026 [--latency-ms 150] [--account-sid AC... --auth-token T
+                                 --from +1...]
 """
 
 from __future__ import annotations
@@ -79,6 +87,7 @@ _FROM_ERRORS = {
     "+15005550008": (21611, "This 'From' number has exceeded the maximum number of queued "
                             "messages"),
 }  # fmt: skip
+ARRIVALS_PATH = "/fake/creates.json"  # the fake's own: when each create request arrived
 _FAULT_CODES = {429: (20429, "Too Many Requests"), 500: (20500, "Internal Server Error")}
 
 
@@ -127,6 +136,25 @@ class FakeMessage:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """A create request as it reached the fake: when (epoch seconds) and from which sender."""
+
+    at: float
+    sender: str
+
+
+def busiest_second(arrivals: list[Arrival], sender: str) -> int:
+    """The most create requests from ``sender`` that arrived within any one second."""
+    times = sorted(a.at for a in arrivals if a.sender == sender)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+@dataclass(frozen=True)
 class _Fault:
     status: int = 0  # 0: answer normally (after a stall), or not at all (drop)
     retry_after: float | None = None
@@ -162,13 +190,18 @@ class FakeTwilio:
         auth_token: str = AUTH_TOKEN,
         from_number: str = FROM_NUMBER,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        latency_ms: float = 0.0,
     ) -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be 0 or more, got {latency_ms}")
         self.port = port
+        self.latency = latency_ms / 1000  # seconds for each request, there and back
         self.account_sid, self.auth_token, self.from_number = account_sid, auth_token, from_number
         self.now = now  # when a message is created; tests may replace it
         self._messages: list[FakeMessage] = []
         self._faults: dict[str, list[_Fault]] = {}  # by request kind
         self._requests: Counter[str] = Counter()
+        self._arrivals: list[Arrival] = []
         self._lock = threading.Lock()
         self.on_request: Callable[[str], None] | None = None
         self.on_accepted: Callable[[FakeMessage], None] | None = None
@@ -195,6 +228,17 @@ class FakeTwilio:
         counts TCP connections (keep-alive makes it far smaller than the rest)."""
         with self._lock:
             return Counter(self._requests)
+
+    @property
+    def creates(self) -> list[Arrival]:
+        """Every create request that arrived (accepted, refused or faulted), in arrival order."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def note_create(self, form: dict[str, str]) -> None:
+        sender = form.get("MessagingServiceSid") or form.get("From") or ""
+        with self._lock:
+            self._arrivals.append(Arrival(time.time(), sender))
 
     def settings(self, base: Settings | None = None, **overrides: Any) -> Settings:
         """``base`` (default: Settings()) pointed at this fake, with ``overrides`` applied."""
@@ -234,6 +278,7 @@ class FakeTwilio:
             self._messages.clear()
             self._faults.clear()
             self._requests.clear()
+            self._arrivals.clear()
 
     # --- switches (each applies to the next create requests, in order) ----------------------
 
@@ -550,9 +595,16 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
             self._reply(401, error.body(), headers)
             return
+        if method == "GET" and parts.path == ARRIVALS_PATH:
+            arrivals = [{"at": a.at, "sender": a.sender} for a in fake.creates]
+            self._reply(200, {"creates": arrivals})
+            return
+        route = _route(method, parts.path)
+        if route is not None and route[0] == "create":
+            fake.note_create(form)
         if fake.on_request is not None:
-            route = _route(method, parts.path)
             fake.on_request(route[0] if route else "not found")
+        time.sleep(fake.latency / 2)  # the way there; the way back is in _reply
         taken = fake.take_fault(method, parts.path)
         if taken is not None:
             self._misbehave(*taken, form)
@@ -599,6 +651,8 @@ class _Handler(BaseHTTPRequestHandler):
             *(f"{name}: {value}" for name, value in (headers or {}).items()),
         ]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if status != 401:  # a refused login was answered at once (no latency was spent on it)
+            time.sleep(self.server.fake.latency / 2)
         # One write: headers and body in separate segments would meet the client's delayed ACK
         # and stall every request for ~40 ms.
         self.wfile.write(head + body)
@@ -628,6 +682,9 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="how long every request takes (default 0)"
+    )
     parser.add_argument("--account-sid", default=ACCOUNT_SID)
     parser.add_argument("--auth-token", default=AUTH_TOKEN)
     parser.add_argument("--from", dest="from_number", default=FROM_NUMBER)
@@ -637,6 +694,7 @@ def main(argv: list[str] | None = None) -> None:
         account_sid=args.account_sid,
         auth_token=args.auth_token,
         from_number=args.from_number,
+        latency_ms=args.latency_ms,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
