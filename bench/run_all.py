@@ -28,6 +28,7 @@ BENCHMARKS = (
     "bench_latency",
     "bench_hl7",
     "bench_soak",
+    "bench_console",
 )
 OPTIONAL = {"bench_soak"}
 

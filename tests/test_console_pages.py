@@ -84,14 +84,15 @@ def test_the_htmx_refresh_gets_the_fragment_with_its_title(console, nurse, ana, 
 def test_the_roster_searches_by_last_four_digits_without_logging_the_term(
     console, nurse, ana, caplog
 ):
-    page = nurse.get("/patients?q=0143").text
-    assert "Ana" in page and "MRN-0042" in page
-    assert "No patient matches these filters." in nurse.get("/patients?q=9999").text
+    found = nurse.post("/patients", {"q": "0143"})
+    assert "Ana" in found.text and "MRN-0042" in found.text
+    assert "No patient matches these filters." in nurse.post("/patients", {"q": "9999"}).text
     assert "0143" not in caplog.text
+    assert nurse.get("/patients?q=0143").text.count("MRN-0042") == 1  # a URL's search is ignored
 
 
 def test_the_roster_exports_csv_with_masked_phones(console, nurse, ana):
-    answer = nurse.get("/patients.csv")
+    answer = nurse.post("/patients.csv", {"q": "ana"}, from_page="/patients")
     assert answer.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [(r["first_name"], r["phone"], r["external_id"]) for r in rows] == [
@@ -191,7 +192,7 @@ def test_a_bad_field_is_named_beside_it_in_the_cli_words(console, nurse):
     answer = nurse.post("/enroll", FORM | {"timezone": "CST", "action": "preview"})
     assert answer.status_code == 422
     assert (
-        '<p class="error" id="e-timezone">Time zone: \'CST\' is not an IANA time zone '
+        '<p class="field-error" id="e-timezone">Time zone: \'CST\' is not an IANA time zone '
         "(e.g. America/New_York)</p>"
     ) in answer.text.replace("&#39;", "'")
     assert count(console.app, Patient) == 0
@@ -252,3 +253,26 @@ def test_a_viewer_sees_no_action_forms(console, make_staff, ana, clock):
     viewer.sign_in("vic@clinic.example")
     assert "Mark handled" not in viewer.get("/").text
     assert "Cancel reminders" not in viewer.get(f"/patients/{ana}").text
+
+
+def test_contact_details_and_language_are_corrected_and_the_event_names_only_the_fields(
+    console, nurse, ana
+):
+    form = {"phone": "(202) 555-0199", "email": "", "language": "es"}
+    nurse.post(f"/patients/{ana}/contact", form, f"/patients/{ana}")
+    assert "Changed: phone, language." in nurse.get(f"/patients/{ana}").text
+    with console.app.sessions() as session:
+        patient = session.get(Enrollment, ana).patient
+        event = session.scalars(select(Event).where(Event.kind == "contact_edited")).one()
+    assert (patient.phone, patient.email, patient.language) == (
+        "+12025550199", "ana@example.org", "es",
+    )  # fmt: skip
+    assert event.detail == {"fields": ["phone", "language"]}
+    assert event.actor.startswith(f"staff:{NINA}#")
+
+
+def test_a_bad_phone_on_the_contact_form_is_named_and_changes_nothing(console, nurse, ana):
+    nurse.post(f"/patients/{ana}/contact", {"phone": "12", "language": "en"}, f"/patients/{ana}")
+    assert "Mobile phone: " in nurse.get(f"/patients/{ana}").text
+    with console.app.sessions() as session:
+        assert session.get(Enrollment, ana).patient.phone == ANA

@@ -52,10 +52,11 @@ console_bp.add_url_rule("/", view_func=worklist.worklist)
 console_bp.add_url_rule(
     "/worklist/<kind>/<int:ref_id>/handled", view_func=worklist.mark_handled, methods=["POST"]
 )
-console_bp.add_url_rule("/patients", view_func=roster.patients)
-console_bp.add_url_rule("/patients.csv", view_func=roster.patients_csv)
+# POST too: a search (names, phone digits) travels in the body, never in the URL.
+console_bp.add_url_rule("/patients", view_func=roster.patients, methods=_GET_POST)
+console_bp.add_url_rule("/patients.csv", view_func=roster.patients_csv, methods=_GET_POST)
 console_bp.add_url_rule("/patients/<int:enrollment_id>", view_func=patient.patient)
-for action in ("pause", "resume", "cancel", "reschedule"):
+for action in ("pause", "resume", "cancel", "reschedule", "contact"):
     console_bp.add_url_rule(
         f"/patients/<int:enrollment_id>/{action}",
         endpoint=f"patient_{action}",

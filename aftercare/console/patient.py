@@ -21,8 +21,8 @@ from aftercare.db import transaction
 from aftercare.errors import AftercareError, InputError, NotFoundError
 from aftercare.render import render_message
 from aftercare.statuses import StaffRole
-from aftercare.store import lifecycle, messages
-from aftercare.validation import check_discharge_time, parse_instant
+from aftercare.store import lifecycle, messages, patients
+from aftercare.validation import check_discharge_time, parse_email, parse_instant, parse_phone
 
 
 def patient(enrollment_id: int) -> str:
@@ -50,7 +50,15 @@ def patient(enrollment_id: int) -> str:
         scores=scores,
         now=now(),
         discharged=parse_iso(data["discharged_at"]),
+        languages=_languages(data["procedure"]),
     )
+
+
+def _languages(procedure: str) -> tuple[str, ...]:
+    try:
+        return aftercare_app().catalog.get(procedure).languages
+    except KeyError:  # a timeline no longer offered: nothing to choose from
+        return ()
 
 
 def _receipts(history: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -141,6 +149,44 @@ def patient_reschedule(enrollment_id: int) -> Response:
         return "Rescheduled: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."
 
     return _act(enrollment_id, change)
+
+
+@requires(StaffRole.NURSE)
+def patient_contact(enrollment_id: int) -> Response:
+    """The CLI's ``patients edit``: the same checks, the same store function."""
+    app = aftercare_app()
+
+    def change(session: Session) -> str:
+        form = {name: (request.form.get(name) or "").strip() for name in LABELS}
+        wanted = patients.ContactChange(
+            phone=_checked("phone", parse_phone, form["phone"]),
+            email=_checked("email", parse_email, form["email"]),
+            language=form["language"].lower() or None,
+        )
+        patient_id = lifecycle.get_enrollment(session, enrollment_id).patient_id
+        try:
+            changed = patients.edit_contact(
+                session, patient_id, wanted, app.catalog, actor(), now()
+            )
+        except InputError as exc:
+            raise InputError(LABELS.get(exc.field, exc.field), exc.problem) from None
+        return f"Changed: {', '.join(changed)}." if changed else "Nothing to change."
+
+    return _act(enrollment_id, change)
+
+
+def _checked(field: str, parse: Callable[[str], str], raw: str) -> str | None:
+    """``parse(raw)`` for a field given (None for one left empty), named by its label."""
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise InputError(LABELS[field], str(exc)) from None
+
+
+# The form's labels for the fields an error names.
+LABELS = {"phone": "Mobile phone", "email": "Email", "language": "Language"}
 
 
 def _reason(required: bool = False) -> str | None:

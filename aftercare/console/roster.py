@@ -1,8 +1,9 @@
 """The roster (``/patients``): every enrollment with where it stands; filters, search, CSV.
 
-Search terms are never logged: they are names and phone digits. The query string carries them
-(a GET form, so the page can be bookmarked and works without script), and waitress does not log
-requests; the audit trail records that the roster was viewed or exported, not what was typed.
+Search terms are names and phone digits: they travel in a POST body, never in the URL (where
+browser history, proxies and referrers would keep them), and are never logged; the audit trail
+records that the roster was exported, not what was typed. The filters (status, procedure, needs
+attention) are no patient data and may be in a link.
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ CSV_COLUMNS = (
 
 
 def _wanted() -> RosterFilter:
-    args = request.args
+    args = request.form if request.method == "POST" else request.args
     status = args.get("status") or None
     procedure = args.get("procedure") or None
     return RosterFilter(
         status=status if status in set(EnrollmentStatus) else None,
         procedure=procedure if procedure in aftercare_app().catalog.names() else None,
         needs_attention=args.get("attention") == "1",
-        search=(args.get("q") or "").strip()[:100] or None,
+        search=(request.form.get("q") or "").strip()[:100] or None,
     )
 
 
