@@ -30,6 +30,8 @@ def create_app(app: App) -> Flask:
     web = Flask("aftercare.web", static_folder=None)
     web.config.update(MAX_CONTENT_LENGTH=MAX_BODY, MAX_FORM_MEMORY_SIZE=MAX_BODY)
     web.url_map.strict_slashes = False
+    # "/unsubscribe//0" is a bad token (404), not a path to redirect to "/unsubscribe/0".
+    web.url_map.merge_slashes = False
     web.extensions["aftercare"] = app
     web.extensions["aftercare.signatures"] = twilio.Signatures(app.settings)
     blueprints = (twilio.blueprint, unsubscribe.blueprint, ops.blueprint, console_bp, api.blueprint)
