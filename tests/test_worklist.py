@@ -91,14 +91,16 @@ def test_a_high_pain_score_is_urgent_and_a_routine_one_is_not_listed(app, patien
 
 
 def test_failures_of_one_patient_on_one_channel_are_one_item_closed_together(app, patients, clock):
-    clock.advance(timedelta(days=2, hours=-4))  # day 2: the bandage text fails too
     channels = {
         "sms": MemoryChannel("sms", lambda m: ChannelError("bad", permanent=True, code="21211")),
         "email": MemoryChannel("email"),
     }
     dispatcher = Dispatcher(app.sessions, channels, app.catalog, app.settings, clock, "w",
                             rng=random.Random(1))  # fmt: skip
-    dispatcher.dispatch_due()
+    # The welcome text fails, then the bandage text two days later (one text a day per number).
+    for day in (timedelta(hours=3), timedelta(days=2)):
+        clock.advance(day)
+        dispatcher.dispatch_due()
     dispatcher.close()
     bo = next(i for i in items(app) if i.first_name == "Bo")
     assert bo.count == 2
