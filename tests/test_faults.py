@@ -239,6 +239,9 @@ def test_the_database_gone_for_moments_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     enroll_due_sms(pg_url, FAULTED_SCALE)
+    # Twilio's own latency, so that sending spans every outage: at 1 ms the pipelined daemon
+    # could send the lot between two outages and never meet one.
+    fake_twilio.latency = 0.15
     through_proxy = make_url(pg_url).set(port=proxy.port).render_as_string(hide_password=False)
     daemon = start_daemon(through_proxy, fake_twilio)
     for outage in range(1, 4):
